@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Set up Askr on a Debian/Ubuntu machine, then serve the demo app or run
+# the tests.
+#
+#   scripts/setup.sh serve   install, build, set up the demo, askr serve
+#   scripts/setup.sh test    install, build, set up the demo, run the tests
+#   scripts/setup.sh         install and build only
+#
+# Idempotent: each step checks what is already there.  Environment:
+#   ASKR_PHP_CONFIG   another php-config (a PHP 8.x NTS embed build) to use
+#   ASKR_SKIP_APT=1   do not call apt-get (everything is installed already)
+#   ASKR_VENV         where the Python virtualenv lives (default ./.venv)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+mode=${1:-setup}
+shift || true
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# Debian packages.  The PHP ones are skipped when ASKR_PHP_CONFIG names
+# another PHP build.  The servers (nginx, php-fpm, php-cgi) and clients
+# (wrk, nghttp2-client, curl) are what the tests and bench compare against.
+apt_packages=(
+    liburing-dev gcc pkg-config python3-venv python3-dev
+    php-laravel-framework
+    nginx-light wrk nghttp2-client curl testssl.sh
+)
+php_packages=(
+    libphp8.2-embed php8.2-dev php8.2-cli php8.2-cgi php8.2-fpm
+    php8.2-opcache php8.2-sqlite3 php8.2-mbstring php8.2-xml php8.2-curl
+)
+
+install_debian_packages() {
+    local want=("${apt_packages[@]}")
+    [ -n "${ASKR_PHP_CONFIG:-}" ] || want+=("${php_packages[@]}")
+
+    local missing=()
+    for p in "${want[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null \
+            | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+
+    if [ "${ASKR_SKIP_APT:-0}" = 1 ]; then
+        log "missing Debian packages (ASKR_SKIP_APT=1): ${missing[*]}"
+        return 0
+    fi
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    log "installing Debian packages: ${missing[*]}"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q \
+        --no-install-recommends "${missing[@]}"
+}
+
+setup_venv() {
+    local venv=${ASKR_VENV:-$here/.venv}
+    if [ ! -x "$venv/bin/python" ]; then
+        log "creating virtualenv $venv"
+        python3 -m venv "$venv"
+    fi
+    log "installing Python packages"
+    "$venv/bin/pip" install -q --disable-pip-version-check -e ".[test,bench]"
+    export PATH="$venv/bin:$PATH"
+}
+
+build_native() {
+    log "building the native parts (PHP bridge, io_uring shim)"
+    python -m askr.build
+}
+
+setup_demo() {
+    log "setting up the demo Laravel app"
+    bash scripts/setup-laravel-app.sh
+}
+
+install_debian_packages
+setup_venv
+build_native
+setup_demo
+
+case "$mode" in
+    serve)
+        log "serving the demo app: askr serve --config examples/askr.toml $*"
+        exec askr serve --config examples/askr.toml "$@"
+        ;;
+    test)
+        log "running the tests"
+        exec python -m pytest -q "$@"
+        ;;
+    setup)
+        log "set up; run: .venv/bin/askr serve --config examples/askr.toml"
+        ;;
+    *)
+        echo "usage: scripts/setup.sh [serve|test|setup] [args...]" >&2
+        exit 2
+        ;;
+esac
