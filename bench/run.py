@@ -1,0 +1,401 @@
+"""Askr against nginx + php-fpm, side by side in one run.
+
+    python -m bench.run                      # everything, 3 repeats
+    python -m bench.run --quick              # 1 repeat, 2 s per load
+    python -m bench.run -w hello -w static   # chosen workloads only
+
+Every contender is started here on loopback with config files of its own,
+warmed, loaded with wrk (h2load for HTTP/2), stopped; each load runs
+``--repeat`` times and the median is reported.  Results go to
+bench/out/results.json and bench/RESULTS.md, with the machine's facts.
+Absolute numbers on a shared 2-core machine are noise: read the ratios
+against the reference (nginx + php-fpm) measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bench.refserver import NginxFpm, free_port, wait_http
+
+HERE = Path(__file__).resolve().parent
+TOP = HERE.parent
+DOCROOT = HERE / "docroot"
+LARAVEL = TOP / "examples" / "laravel-app"
+
+OPCACHE_INI = {
+    "opcache.enable": "1",
+    "opcache.enable_cli": "1",
+    "opcache.memory_consumption": "128",
+    "opcache.validate_timestamps": "0",
+    "opcache.jit": "off",
+}
+
+
+@dataclass
+class Workload:
+    name: str
+    path: str
+    app: str            # "docroot" or "laravel"
+    php: bool = True
+    expect: str = ""    # a substring the body must contain
+
+
+WORKLOADS = {
+    "hello": Workload("hello", "/hello.php", "docroot", expect="Hello"),
+    "static": Workload("static", "/static-100k.bin", "docroot", php=False),
+    "laravel-text": Workload("laravel-text", "/text", "laravel"),
+    "laravel-json": Workload("laravel-json", "/json", "laravel"),
+    "laravel-db": Workload("laravel-db", "/db", "laravel"),
+    "laravel-blade": Workload("laravel-blade", "/blade", "laravel"),
+}
+
+
+@dataclass
+class Result:
+    contender: str
+    workload: str
+    connections: int
+    rps: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    errors: int = 0
+    rss_mb: float = 0.0
+    runs: list[float] = field(default_factory=list)
+    note: str = ""
+
+
+# -- contenders ---------------------------------------------------------
+
+class Reference:
+    """nginx + php-fpm with opcache, as many PHP children as Askr workers."""
+
+    name = "nginx+php-fpm"
+
+    def __init__(self, workload: Workload, workers: int) -> None:
+        root = DOCROOT if workload.app == "docroot" else LARAVEL / "public"
+        self.server = NginxFpm(root, children=workers, php_ini=OPCACHE_INI)
+
+    def start(self) -> str:
+        self.server.start()
+        return self.server.url
+
+    def pids(self) -> list[int]:
+        return self.server.pids()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+class Subprocess:
+    """A server started as one command; every process in its session counts."""
+
+    name = "?"
+
+    def command(self, port: int) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> str:
+        self.port = free_port()
+        self.tmp = Path(tempfile.mkdtemp(prefix="askr-bench-"))
+        self.log = open(self.tmp / "server.log", "wb")
+        self.proc = subprocess.Popen(
+            self.command(self.port), stdout=self.log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True, cwd=TOP)
+        try:
+            wait_http("127.0.0.1", self.port, "/", timeout=60)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"{self.name} did not start: {self.tail()}")
+        return f"http://127.0.0.1:{self.port}"
+
+    def tail(self) -> str:
+        try:
+            return (self.tmp / "server.log").read_text(errors="replace")[-1500:]
+        except OSError:
+            return ""
+
+    def pids(self) -> list[int]:
+        import psutil
+
+        try:
+            top = psutil.Process(self.proc.pid)
+            return [top.pid] + [c.pid for c in top.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class Askr(Subprocess):
+    def __init__(self, workload: Workload, workers: int, mode: str,
+                 io: str) -> None:
+        self.workload, self.workers, self.mode, self.io = workload, workers, \
+            mode, io
+        self.name = f"askr-{mode}-{io}"
+
+    def command(self, port: int) -> list[str]:
+        ini = "\n".join(f"{k}={v}" for k, v in OPCACHE_INI.items())
+        ini = "zend_extension=opcache.so\n" + ini
+        if self.workload.app == "docroot":
+            root, script, base = DOCROOT, DOCROOT / "hello-worker.php", DOCROOT
+        else:
+            root = LARAVEL / "public"
+            script = TOP / "examples" / "laravel-worker.php"
+            base = LARAVEL
+        lines = [
+            "[server]",
+            f'listen = ["127.0.0.1:{port}"]',
+            f'root = "{root}"',
+            f"workers = {self.workers}",
+            f'io = "{self.io}"',
+            "[admin]",
+            f'listen = "127.0.0.1:{free_port()}"',
+            "[log]",
+            "access = false",
+            'level = "warning"',
+            "[worker]",
+            f"ini = '''\n{ini}\n'''",
+        ]
+        if self.mode == "worker":
+            lines += [f'script = "{script}"', f'app_base = "{base}"']
+        conf = self.tmp / "askr.toml"
+        conf.write_text("\n".join(lines) + "\n")
+        askr = shutil.which("askr") or str(Path(sys.executable).parent / "askr")
+        return [askr, "serve", "--config", str(conf)]
+
+
+class PhpBuiltin(Subprocess):
+    name = "php -S"
+
+    def __init__(self, workload: Workload) -> None:
+        self.workload = workload
+
+    def command(self, port: int) -> list[str]:
+        args = []
+        for k, v in OPCACHE_INI.items():
+            args += ["-d", f"{k}={v}"]
+        return ["php", *args, "-S", f"127.0.0.1:{port}", "-t", str(DOCROOT)]
+
+
+def contenders(workload: Workload, workers: int, only: list[str]) -> list:
+    out: list = [Reference(workload, workers)]
+    for mode in ("worker", "classic"):
+        for io in ("uring", "epoll"):
+            out.append(Askr(workload, workers, mode, io))
+    if workload.name == "hello":
+        out.append(PhpBuiltin(workload))
+    if only:
+        out = [c for c in out if c.name == Reference.name or
+               any(o in c.name for o in only)]
+    return out
+
+
+# -- load ---------------------------------------------------------------
+
+def parse_duration_ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s|m)", text)
+    if not m:
+        return 0.0
+    value, unit = float(m.group(1)), m.group(2)
+    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def parse_wrk(out: str) -> dict:
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
+    errors = 0
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+                     r"timeout (\d+)", out)
+    if sock:
+        errors += sum(int(x) for x in sock.groups())
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        errors += int(non2xx.group(1))
+    return {
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "p50_ms": parse_duration_ms(p50.group(1)) if p50 else 0.0,
+        "p99_ms": parse_duration_ms(p99.group(1)) if p99 else 0.0,
+        "errors": errors,
+    }
+
+
+def run_wrk(url: str, connections: int, seconds: float) -> dict:
+    threads = min(2, connections)
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s",
+           "--latency", url]
+    out = subprocess.run(cmd, capture_output=True, text=True,
+                         timeout=seconds + 60).stdout
+    return parse_wrk(out)
+
+
+def rss_mb(pids: list[int]) -> float:
+    import psutil
+
+    total = 0
+    for pid in pids:
+        try:
+            total += psutil.Process(pid).memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total / 1e6
+
+
+def check_body(url: str, expect: str) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        body = resp.read()
+    if expect and expect.encode() not in body:
+        raise RuntimeError(f"{url}: body lacks {expect!r}: {body[:200]!r}")
+
+
+def measure(contender, workload: Workload, conns: list[int], seconds: float,
+            repeat: int) -> list[Result]:
+    results = []
+    try:
+        base = contender.start()
+    except Exception as exc:  # a contender that cannot start is a row too
+        return [Result(contender.name, workload.name, c, note=str(exc)[:300])
+                for c in conns]
+    try:
+        url = base + workload.path
+        check_body(url, workload.expect)
+        run_wrk(url, max(conns), min(seconds, 2))         # warm-up
+        for c in conns:
+            runs = [run_wrk(url, c, seconds) for _ in range(repeat)]
+            mid = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+            results.append(Result(
+                contender.name, workload.name, c, rps=mid["rps"],
+                p50_ms=mid["p50_ms"], p99_ms=mid["p99_ms"],
+                errors=sum(r["errors"] for r in runs),
+                rss_mb=rss_mb(contender.pids()),
+                runs=[r["rps"] for r in runs]))
+    except Exception as exc:
+        results.append(Result(contender.name, workload.name, 0,
+                              note=f"failed: {exc}"[:300]))
+    finally:
+        contender.stop()
+    return results
+
+
+# -- report -------------------------------------------------------------
+
+def machine_facts() -> dict:
+    def first_line(cmd: list[str]) -> str:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True,
+                                  timeout=10).stdout.splitlines()[0]
+        except (OSError, IndexError, subprocess.SubprocessError):
+            return "?"
+
+    return {
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "php": first_line(["php", "-v"]),
+        "nginx": first_line(["nginx", "-v"]) or "?",
+        "wrk": first_line(["wrk", "-v"]),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+def markdown(results: list[Result], facts: dict, args: argparse.Namespace) -> str:
+    ref: dict[tuple[str, int], float] = {
+        (r.workload, r.connections): r.rps for r in results
+        if r.contender == Reference.name}
+    lines = [
+        "# Benchmark results",
+        "",
+        "Produced by `python -m bench.run` "
+        f"(`--seconds {args.seconds} --repeat {args.repeat}`); "
+        "do not edit by hand.",
+        "",
+        "| fact | value |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in facts.items()],
+        "",
+        "| workload | conns | contender | req/s | p50 ms | p99 ms | errors "
+        "| RSS MB | × ref | runs (req/s) | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        base = ref.get((r.workload, r.connections))
+        ratio = f"{r.rps / base:.2f}" if base and r.rps else "-"
+        runs = " / ".join(f"{x:.0f}" for x in r.runs)
+        lines.append(
+            f"| {r.workload} | {r.connections} | {r.contender} | {r.rps:.0f} "
+            f"| {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} | {r.rss_mb:.0f} "
+            f"| {ratio} | {runs} | {r.note} |")
+    return "\n".join(lines) + "\n"
+
+
+def prepare_docroot() -> None:
+    blob = DOCROOT / "static-100k.bin"
+    if not blob.exists() or blob.stat().st_size != 100 * 1024:
+        blob.write_bytes(os.urandom(100 * 1024))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run")
+    parser.add_argument("-w", "--workload", action="append",
+                        choices=sorted(WORKLOADS))
+    parser.add_argument("-c", "--contender", action="append", default=[],
+                        help="substring of contender names to keep "
+                             "(the reference always runs)")
+    parser.add_argument("--connections", default="1,64")
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--quick", action="store_true",
+                        help="1 repeat of 2 s: a smoke run, not a result")
+    parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seconds, args.repeat = 2, 1
+
+    prepare_docroot()
+    conns = [int(c) for c in args.connections.split(",")]
+    results: list[Result] = []
+    for name in args.workload or list(WORKLOADS):
+        workload = WORKLOADS[name]
+        for contender in contenders(workload, args.workers, args.contender):
+            print(f"bench: {workload.name}: {contender.name}", file=sys.stderr)
+            results.extend(measure(contender, workload, conns, args.seconds,
+                                   args.repeat))
+
+    facts = machine_facts()
+    (HERE / "out").mkdir(exist_ok=True)
+    (HERE / "out" / "results.json").write_text(json.dumps(
+        {"facts": facts, "results": [asdict(r) for r in results]}, indent=2))
+    report = markdown(results, facts, args)
+    Path(args.out).write_text(report)
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
