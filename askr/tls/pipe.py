@@ -206,6 +206,9 @@ class TLSPipe:
             while True:
                 chunk = self._obj.read(READ_CHUNK)
                 if not chunk:
+                    # Python reports the peer's close_notify as an empty read
+                    # (or as SSLZeroReturnError once ours went out too).
+                    self._peer_closed()
                     break
                 chunks.append(chunk)
         except ssl.SSLWantReadError:
