@@ -246,7 +246,10 @@ class H2Server:
 
     def _dispatch(self, ev: h2.events.Event, now: float, out: list[Event]) -> None:
         if isinstance(ev, h2.events.RequestReceived):
-            self._on_request(ev, out)
+            self._on_request(ev, now, out)
+
+        elif getattr(ev, "stream_id", 0) and self._refused(ev.stream_id):
+            return
 
         elif isinstance(ev, h2.events.DataReceived):
             if self.auto_ack and ev.flow_controlled_length:
@@ -288,10 +291,20 @@ class H2Server:
         # TrailersReceived (h2 reports the stream end separately), priority
         # and unknown frames carry nothing the application uses.
 
-    def _on_request(self, ev: h2.events.RequestReceived, out: list[Event]) -> None:
+    def _refused(self, stream_id: int) -> bool:
+        # Streams opened after our drain GOAWAY were reset unseen; their later
+        # frames must not reach the driver either.
+        return self._drain_last is not None and stream_id > self._drain_last
+
+    def _on_request(
+        self, ev: h2.events.RequestReceived, now: float, out: list[Event]
+    ) -> None:
         sid = ev.stream_id
-        if self._drain_last is not None and sid > self._drain_last:
+        if self._refused(sid):
             self._conn.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
+            # A client that keeps opening streams after GOAWAY costs us as
+            # much as one resetting them.
+            self._flood("rst_stream", now, out)
             return
 
         method = target = scheme = authority = b""
