@@ -1,0 +1,830 @@
+/*
+ * _uring_shim.c: the C half of Askr's io_uring event loop.
+ *
+ * Purpose.  A loop that crosses from Python into C once per completion runs
+ * no faster on io_uring than on epoll: the cost is the Python dispatch, not
+ * the system calls.  So this shim does the per-completion work in C.  One
+ * call, askr_ring_wait(), submits every prepared SQE, waits once, drains the
+ * whole CQ, copies received bytes into an arena owned by Python, re-arms
+ * what can be re-armed (recv after recv, the next accept while accepting,
+ * the rest of a partial send) and hands Python a compact array of events.
+ * Policy (when to accept, when to close, what a connection means) stays in
+ * Python (askr/uring/ring.py).
+ *
+ * Minimum kernel.  5.11 (IORING_FEAT_EXT_ARG for the wait-with-timeout in
+ * one system call) with IORING_OP_ACCEPT/RECV/SEND/ASYNC_CANCEL.  Newer
+ * kernels add: provided-buffer rings and multishot accept (5.19), multishot
+ * recv (6.0), SINGLE_ISSUER (6.0), DEFER_TASKRUN (6.1).  Each is probed at
+ * ring set-up, never guessed from the kernel version.
+ *
+ * Per-descriptor state lives in a table indexed by fd.  A connection has at
+ * most one recv and one send in flight, so ordering on a socket is simply
+ * the order Python queues its sends.  Closing is synchronous from Python's
+ * side: cancel everything on the fd, reap until its in-flight count is zero,
+ * then close(2).  That is why user_data carries no generation number: no
+ * completion for an fd can outlive the fd.
+ *
+ * Built against liburing 2.3 (Debian 12).  Constants newer than its headers
+ * are defined below where they are needed.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <liburing.h>
+
+/* Not in liburing 2.3's io_uring.h (kernel 6.6); only reported by probe(),
+ * never used for set-up: liburing 2.3 always writes the SQ index array. */
+#ifndef IORING_SETUP_NO_SQARRAY
+#define IORING_SETUP_NO_SQARRAY (1U << 16)
+#endif
+
+/* Event kinds handed to Python (see ring.py for their mapping to EV_*). */
+#define K_ACCEPT 1      /* fd = new connection, value = listener fd */
+#define K_ACCEPT_ERR 2  /* fd = listener, value = errno */
+#define K_DATA 3        /* fd, arena[off:off+len] */
+#define K_EOF 4         /* fd */
+#define K_RECV_ERR 5    /* fd, value = errno */
+#define K_SEND_DONE 6   /* fd, value = bytes of the finished send */
+#define K_SEND_ERR 7    /* fd, value = errno */
+
+/* Feature bits reported by askr_ring_features(). */
+#define FEAT_BUF_RING 1
+#define FEAT_MULTISHOT_RECV 2
+#define FEAT_MULTISHOT_ACCEPT 4
+#define FEAT_EXT_ARG 8
+#define FEAT_FAST_POLL 16
+#define FEAT_NODROP 32
+
+/*
+ * user_data layout (64 bits):
+ *   bits 63..56  operation (OP_*)
+ *   bits 55..32  unused, zero
+ *   bits 31..0   file descriptor
+ */
+#define OP_ACCEPT 1
+#define OP_RECV 2
+#define OP_SEND 3
+#define OP_CANCEL 4
+#define OP_PROBE 5
+
+static inline uint64_t ud_encode(int op, int fd)
+{
+    return ((uint64_t)op << 56) | (uint32_t)fd;
+}
+
+static inline void ud_decode(uint64_t ud, int *op, int *fd)
+{
+    *op = (int)(ud >> 56);
+    *fd = (int)(uint32_t)ud;
+}
+
+/* Per-fd flags. */
+#define F_LISTENER 1
+#define F_WATCHED 2       /* Python wants data from this fd */
+#define F_RECV_ARMED 4
+#define F_ACCEPT_ARMED 8
+#define F_SEND_ARMED 16
+#define F_PAUSED 32
+
+#define MAX_LISTENERS 64
+#define ADDR_SLOT 128     /* arena bytes per sockaddr in an accept event */
+
+struct askr_fd {
+    uint16_t flags;
+    uint16_t inflight;
+    char *rbuf;           /* recv buffer when there is no buffer ring */
+    const char *sbuf;     /* the send in flight: Python keeps it alive */
+    uint32_t slen;
+    uint32_t sdone;
+};
+
+typedef struct askr_ev {
+    int32_t kind;
+    int32_t fd;
+    int64_t value;
+    uint32_t off;
+    uint32_t len;
+} askr_ev;
+
+typedef struct askr_ring {
+    struct io_uring ring;
+    unsigned setup_flags;
+    unsigned features;
+    int accepting;
+    int multishot_accept;     /* policy: use it (only if the kernel has it) */
+    struct io_uring_buf_ring *br;
+    char *bufs;
+    unsigned nbufs;
+    unsigned bufsize;
+    int bgid;
+    struct askr_fd *fds;
+    int nfds;
+    int listeners[MAX_LISTENERS];
+    int nlisteners;
+    uint64_t st_enters;
+    uint64_t st_cqes;
+    uint64_t st_sq_full;
+    uint64_t st_enobufs;
+    uint64_t st_partial_sends;
+    uint64_t st_bytes_in;
+    uint64_t st_bytes_out;
+} askr_ring;
+
+/* Grow the fd table so that fd is a valid index. */
+static struct askr_fd *fd_state(askr_ring *r, int fd)
+{
+    if (fd < 0)
+        return NULL;
+    if (fd >= r->nfds) {
+        int n = r->nfds ? r->nfds : 1024;
+        struct askr_fd *t;
+
+        while (n <= fd)
+            n *= 2;
+        t = realloc(r->fds, (size_t)n * sizeof(*t));
+        if (!t)
+            return NULL;
+        memset(t + r->nfds, 0, (size_t)(n - r->nfds) * sizeof(*t));
+        r->fds = t;
+        r->nfds = n;
+    }
+    return &r->fds[fd];
+}
+
+/* An SQE, flushing the SQ to the kernel once if it is full: the caller
+ * never sees "SQ full", it costs one extra io_uring_enter. */
+static struct io_uring_sqe *get_sqe(askr_ring *r)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+
+    if (!sqe) {
+        r->st_sq_full++;
+        r->st_enters++;
+        io_uring_submit(&r->ring);
+        sqe = io_uring_get_sqe(&r->ring);
+    }
+    return sqe;
+}
+
+/* ---- set-up ---------------------------------------------------------- */
+
+/* Try one io_uring_queue_init_params; 0 or -errno.  Used by probe(). */
+int askr_probe_setup(unsigned flags)
+{
+    struct io_uring ring;
+    struct io_uring_params p;
+    int ret;
+
+    memset(&p, 0, sizeof(p));
+    p.flags = flags;
+    ret = io_uring_queue_init_params(8, &ring, &p);
+    if (ret == 0)
+        io_uring_queue_exit(&ring);
+    return ret;
+}
+
+/* Fill ops_out[i] with 1/0 for each opcode in ops[i]; -errno on failure. */
+int askr_probe_ops(const int *ops, int n, int *ops_out)
+{
+    struct io_uring_probe *p = io_uring_get_probe();
+    int i;
+
+    if (!p)
+        return -ENOSYS;
+    for (i = 0; i < n; i++)
+        ops_out[i] = io_uring_opcode_supported(p, ops[i]);
+    io_uring_free_probe(p);
+    return 0;
+}
+
+/* Register a provided-buffer ring; kernels before 5.19 answer -EINVAL and
+ * the loop falls back to one plain buffer per watched fd. */
+static int setup_buf_ring(askr_ring *r)
+{
+    struct io_uring_buf_reg reg;
+    size_t ring_bytes = r->nbufs * sizeof(struct io_uring_buf);
+    void *mem;
+    unsigned i;
+    int ret;
+
+    mem = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE,
+               MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (mem == MAP_FAILED)
+        return -errno;
+
+    memset(&reg, 0, sizeof(reg));
+    reg.ring_addr = (unsigned long)mem;
+    reg.ring_entries = r->nbufs;
+    reg.bgid = r->bgid;
+    ret = io_uring_register_buf_ring(&r->ring, &reg, 0);
+    if (ret) {
+        munmap(mem, ring_bytes);
+        return ret;
+    }
+
+    r->bufs = malloc((size_t)r->nbufs * r->bufsize);
+    if (!r->bufs) {
+        io_uring_unregister_buf_ring(&r->ring, r->bgid);
+        munmap(mem, ring_bytes);
+        return -ENOMEM;
+    }
+    r->br = mem;
+    io_uring_buf_ring_init(r->br);
+    for (i = 0; i < r->nbufs; i++)
+        io_uring_buf_ring_add(r->br, r->bufs + (size_t)i * r->bufsize,
+                              r->bufsize, i,
+                              io_uring_buf_ring_mask(r->nbufs), i);
+    io_uring_buf_ring_advance(r->br, r->nbufs);
+    return 0;
+}
+
+/* The probe SQE on `fd` is prepared: cancel it, submit both, and report whether the first
+ * completion was -EINVAL (flag unknown to this kernel). */
+static int probe_multishot(askr_ring *r, int fd)
+{
+    struct io_uring_sqe *sqe;
+    struct io_uring_cqe *cqe;
+    int supported = 1;
+    int seen = 0;
+
+    sqe = get_sqe(r);
+    io_uring_prep_cancel64(sqe, ud_encode(OP_PROBE, fd), 0);
+    io_uring_sqe_set_data64(sqe, ud_encode(OP_CANCEL, fd));
+    if (io_uring_submit_and_wait(&r->ring, 2) < 0)
+        return 0;
+    while (seen < 2 && io_uring_peek_cqe(&r->ring, &cqe) == 0) {
+        int op, cfd;
+
+        ud_decode(cqe->user_data, &op, &cfd);
+        if (op == OP_PROBE && cqe->res == -EINVAL)
+            supported = 0;
+        io_uring_cqe_seen(&r->ring, cqe);
+        seen++;
+    }
+    return supported;
+}
+
+static int probe_multishot_recv(askr_ring *r)
+{
+    struct io_uring_sqe *sqe;
+    int sv[2];
+    int ok;
+
+    if (!r->br || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+        return 0;
+    sqe = get_sqe(r);
+    io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = r->bgid;
+    io_uring_sqe_set_data64(sqe, ud_encode(OP_PROBE, sv[0]));
+    ok = probe_multishot(r, sv[0]);
+    close(sv[0]);
+    close(sv[1]);
+    return ok;
+}
+
+static int probe_multishot_accept(askr_ring *r)
+{
+    struct io_uring_sqe *sqe;
+    struct sockaddr_in sin;
+    int fd, ok;
+
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) || listen(fd, 1)) {
+        close(fd);
+        return 0;
+    }
+    sqe = get_sqe(r);
+    io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, ud_encode(OP_PROBE, fd));
+    ok = probe_multishot(r, fd);
+    close(fd);
+    return ok;
+}
+
+/*
+ * Open a ring with the best set-up flags the kernel accepts.  want_flags is
+ * tried first; on -EINVAL the newest flag is dropped and set-up retried
+ * (DEFER_TASKRUN needs SINGLE_ISSUER, so it goes first).  Any other error
+ * (-EPERM from seccomp or io_uring_disabled, -ENOMEM from memlock) is
+ * final and returned in *err.
+ */
+askr_ring *askr_ring_open(unsigned entries, unsigned want_flags,
+                          unsigned nbufs, unsigned bufsize, int *err)
+{
+    static const unsigned drop_order[] = {
+        IORING_SETUP_DEFER_TASKRUN,
+        IORING_SETUP_SINGLE_ISSUER,
+        IORING_SETUP_TASKRUN_FLAG,
+        IORING_SETUP_COOP_TASKRUN,
+        IORING_SETUP_SUBMIT_ALL,
+        0,
+    };
+    struct io_uring_params p;
+    askr_ring *r;
+    unsigned flags = want_flags;
+    int i = 0, ret;
+
+    r = calloc(1, sizeof(*r));
+    if (!r) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+
+    for (;;) {
+        memset(&p, 0, sizeof(p));
+        p.flags = flags | IORING_SETUP_CQSIZE;
+        p.cq_entries = entries * 4;
+        ret = io_uring_queue_init_params(entries, &r->ring, &p);
+        if (ret != -EINVAL || !drop_order[i])
+            break;
+        flags &= ~drop_order[i++];   /* fall back: one flag fewer */
+    }
+    if (ret < 0) {
+        free(r);
+        *err = ret;
+        return NULL;
+    }
+    r->setup_flags = flags;
+
+    if (p.features & IORING_FEAT_EXT_ARG)
+        r->features |= FEAT_EXT_ARG;
+    if (p.features & IORING_FEAT_FAST_POLL)
+        r->features |= FEAT_FAST_POLL;
+    if (p.features & IORING_FEAT_NODROP)
+        r->features |= FEAT_NODROP;
+
+    r->nbufs = nbufs;
+    r->bufsize = bufsize;
+    r->bgid = 1;
+    if (nbufs && setup_buf_ring(r) == 0)
+        r->features |= FEAT_BUF_RING;
+    if (probe_multishot_recv(r))
+        r->features |= FEAT_MULTISHOT_RECV;
+    if (probe_multishot_accept(r))
+        r->features |= FEAT_MULTISHOT_ACCEPT;
+
+    *err = 0;
+    return r;
+}
+
+void askr_ring_close(askr_ring *r)
+{
+    int i;
+
+    if (!r)
+        return;
+    if (r->br) {
+        io_uring_unregister_buf_ring(&r->ring, r->bgid);
+        munmap(r->br, r->nbufs * sizeof(struct io_uring_buf));
+    }
+    io_uring_queue_exit(&r->ring);
+    for (i = 0; i < r->nfds; i++)
+        free(r->fds[i].rbuf);
+    free(r->fds);
+    free(r->bufs);
+    free(r);
+}
+
+unsigned askr_ring_flags(askr_ring *r) { return r->setup_flags; }
+unsigned askr_ring_features(askr_ring *r) { return r->features; }
+
+void askr_ring_stats(askr_ring *r, uint64_t *out)
+{
+    out[0] = r->st_enters;
+    out[1] = r->st_cqes;
+    out[2] = r->st_sq_full;
+    out[3] = r->st_enobufs;
+    out[4] = r->st_partial_sends;
+    out[5] = r->st_bytes_in;
+    out[6] = r->st_bytes_out;
+}
+
+/* ---- one helper per operation ---------------------------------------- */
+
+/* Accept on a listener.  Single-shot by default so that an idle worker
+ * takes one connection per loop pass and a burst spreads over workers;
+ * multishot only when Python asked for it and the kernel has it. */
+static int arm_accept(askr_ring *r, int lfd)
+{
+    struct askr_fd *f = fd_state(r, lfd);
+    struct io_uring_sqe *sqe;
+
+    if (!f || (f->flags & F_ACCEPT_ARMED))
+        return 0;
+    sqe = get_sqe(r);
+    if (!sqe)
+        return -EBUSY;
+    if (r->multishot_accept && (r->features & FEAT_MULTISHOT_ACCEPT))
+        io_uring_prep_multishot_accept(sqe, lfd, NULL, NULL, SOCK_CLOEXEC);
+    else
+        io_uring_prep_accept(sqe, lfd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, ud_encode(OP_ACCEPT, lfd));
+    f->flags |= F_ACCEPT_ARMED;
+    f->inflight++;
+    return 0;
+}
+
+/* Receive: multishot into the buffer ring (one SQE serves the whole life of
+ * a connection), single-shot from the ring, or single-shot into a private
+ * buffer on kernels without buffer rings. */
+static int arm_recv(askr_ring *r, int fd)
+{
+    struct askr_fd *f = fd_state(r, fd);
+    struct io_uring_sqe *sqe;
+
+    if (!f || (f->flags & F_RECV_ARMED))
+        return 0;
+    if (!r->br && !f->rbuf) {
+        f->rbuf = malloc(r->bufsize);
+        if (!f->rbuf)
+            return -ENOMEM;
+    }
+    sqe = get_sqe(r);
+    if (!sqe)
+        return -EBUSY;
+    if (r->features & FEAT_MULTISHOT_RECV) {
+        io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = r->bgid;
+    } else if (r->br) {
+        io_uring_prep_recv(sqe, fd, NULL, r->bufsize, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = r->bgid;
+    } else {
+        io_uring_prep_recv(sqe, fd, f->rbuf, r->bufsize, 0);
+    }
+    io_uring_sqe_set_data64(sqe, ud_encode(OP_RECV, fd));
+    f->flags |= F_RECV_ARMED;
+    f->inflight++;
+    return 0;
+}
+
+/* Send (the rest of) the buffer in flight for fd.  MSG_NOSIGNAL: a peer
+ * that went away must give EPIPE, not kill the worker with SIGPIPE. */
+static int arm_send(askr_ring *r, int fd, struct askr_fd *f)
+{
+    struct io_uring_sqe *sqe = get_sqe(r);
+
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_send(sqe, fd, f->sbuf + f->sdone, f->slen - f->sdone,
+                       MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, ud_encode(OP_SEND, fd));
+    return 0;
+}
+
+static void cancel_op(askr_ring *r, int op, int fd)
+{
+    struct io_uring_sqe *sqe = get_sqe(r);
+
+    io_uring_prep_cancel64(sqe, ud_encode(op, fd), IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, ud_encode(OP_CANCEL, fd));
+}
+
+/* ---- the calls Python makes ------------------------------------------ */
+
+int askr_add_listener(askr_ring *r, int fd)
+{
+    struct askr_fd *f = fd_state(r, fd);
+
+    if (!f)
+        return -ENOMEM;
+    if (r->nlisteners >= MAX_LISTENERS)
+        return -ENOSPC;
+    f->flags |= F_LISTENER;
+    r->listeners[r->nlisteners++] = fd;
+    return r->accepting ? arm_accept(r, fd) : 0;
+}
+
+void askr_set_multishot_accept(askr_ring *r, int on) { r->multishot_accept = on; }
+
+/* Turn accepting on (arm every listener) or off (cancel every armed accept;
+ * Python then reaps until askr_accepts_armed() is 0). */
+int askr_set_accepting(askr_ring *r, int on)
+{
+    int i;
+
+    r->accepting = on;
+    for (i = 0; i < r->nlisteners; i++) {
+        int lfd = r->listeners[i];
+
+        if (on)
+            arm_accept(r, lfd);
+        else if (r->fds[lfd].flags & F_ACCEPT_ARMED)
+            cancel_op(r, OP_ACCEPT, lfd);
+    }
+    return 0;
+}
+
+int askr_accepts_armed(askr_ring *r)
+{
+    int i, n = 0;
+
+    for (i = 0; i < r->nlisteners; i++)
+        n += (r->fds[r->listeners[i]].flags & F_ACCEPT_ARMED) != 0;
+    return n;
+}
+
+/* Re-arm one listener after Python's pause (EMFILE) has passed. */
+int askr_arm_accept(askr_ring *r, int fd)
+{
+    return r->accepting ? arm_accept(r, fd) : 0;
+}
+
+int askr_watch(askr_ring *r, int fd)
+{
+    struct askr_fd *f = fd_state(r, fd);
+
+    if (!f)
+        return -ENOMEM;
+    f->flags = (f->flags | F_WATCHED) & ~F_PAUSED;
+    return arm_recv(r, fd);
+}
+
+int askr_pause(askr_ring *r, int fd)
+{
+    struct askr_fd *f = fd_state(r, fd);
+
+    if (!f)
+        return -EBADF;
+    f->flags |= F_PAUSED;
+    if (f->flags & F_RECV_ARMED)
+        cancel_op(r, OP_RECV, fd);
+    return 0;
+}
+
+int askr_resume(askr_ring *r, int fd)
+{
+    struct askr_fd *f = fd_state(r, fd);
+
+    if (!f)
+        return -EBADF;
+    f->flags &= ~F_PAUSED;
+    if (f->flags & F_WATCHED)
+        return arm_recv(r, fd);
+    return 0;
+}
+
+/* Start sending buf[0:len] on fd.  One send in flight per fd (two unlinked
+ * sends on one socket can complete out of order); Python queues the rest.
+ * The buffer is Python's bytes object, not copied: Python keeps it alive
+ * until K_SEND_DONE / K_SEND_ERR or until close reaped the cancel. */
+int askr_send(askr_ring *r, int fd, const char *buf, unsigned len)
+{
+    struct askr_fd *f = fd_state(r, fd);
+    int ret;
+
+    if (!f)
+        return -ENOMEM;
+    if (f->flags & F_SEND_ARMED)
+        return -EBUSY;
+    f->sbuf = buf;
+    f->slen = len;
+    f->sdone = 0;
+    ret = arm_send(r, fd, f);
+    if (ret == 0) {
+        f->flags |= F_SEND_ARMED;
+        f->inflight++;
+    }
+    return ret;
+}
+
+/* Cancel everything pending on fd and stop watching it; returns how many
+ * operations are still in flight (Python reaps until askr_inflight is 0). */
+int askr_cancel_fd(askr_ring *r, int fd)
+{
+    struct askr_fd *f = fd_state(r, fd);
+    struct io_uring_sqe *sqe;
+
+    if (!f)
+        return 0;
+    f->flags &= ~(F_WATCHED | F_PAUSED);
+    if (!f->inflight)
+        return 0;
+    sqe = get_sqe(r);
+    io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, ud_encode(OP_CANCEL, fd));
+    return f->inflight;
+}
+
+int askr_inflight(askr_ring *r, int fd)
+{
+    return (fd >= 0 && fd < r->nfds) ? r->fds[fd].inflight : 0;
+}
+
+/* Reset the state of a closed fd so the number can be reused. */
+void askr_forget(askr_ring *r, int fd)
+{
+    if (fd < 0 || fd >= r->nfds)
+        return;
+    free(r->fds[fd].rbuf);
+    memset(&r->fds[fd], 0, sizeof(r->fds[fd]));
+}
+
+/* ---- completion handlers ---------------------------------------------- */
+
+struct batch {
+    askr_ev *evs;
+    int n;
+    int max;
+    char *arena;
+    unsigned used;
+    unsigned size;
+};
+
+static void put(struct batch *b, int kind, int fd, int64_t value,
+                unsigned off, unsigned len)
+{
+    askr_ev *e = &b->evs[b->n++];
+
+    e->kind = kind;
+    e->fd = fd;
+    e->value = value;
+    e->off = off;
+    e->len = len;
+}
+
+static void put_addr(struct batch *b, int fd, int peer)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char *slot = b->arena + b->used;
+
+    memset(slot, 0, ADDR_SLOT);
+    if ((peer ? getpeername(fd, (struct sockaddr *)&ss, &sl)
+              : getsockname(fd, (struct sockaddr *)&ss, &sl)) == 0)
+        memcpy(slot, &ss, sl < ADDR_SLOT ? sl : ADDR_SLOT);
+    b->used += ADDR_SLOT;
+}
+
+/* Returns 0 when the CQE was consumed, 1 when the batch is full and the CQE
+ * must stay in the CQ for the next call. */
+static int on_accept(askr_ring *r, struct batch *b, int lfd,
+                     struct io_uring_cqe *cqe)
+{
+    struct askr_fd *f = &r->fds[lfd];
+    int res = cqe->res;
+
+    if (res >= 0 && b->used + 2 * ADDR_SLOT > b->size)
+        return 1;
+    if (!(cqe->flags & IORING_CQE_F_MORE)) {
+        f->flags &= ~F_ACCEPT_ARMED;
+        f->inflight--;
+    }
+
+    if (res >= 0) {
+        unsigned off = b->used;
+
+        put_addr(b, res, 1);
+        put_addr(b, res, 0);
+        put(b, K_ACCEPT, res, lfd, off, 2 * ADDR_SLOT);
+        if (r->accepting)
+            arm_accept(r, lfd);     /* submitted with the next wait */
+    } else if (res != -ECANCELED) {
+        put(b, K_ACCEPT_ERR, lfd, -res, 0, 0);   /* Python decides re-arm */
+    }
+    return 0;
+}
+
+static void give_back(askr_ring *r, unsigned bid)
+{
+    io_uring_buf_ring_add(r->br, r->bufs + (size_t)bid * r->bufsize,
+                          r->bufsize, bid, io_uring_buf_ring_mask(r->nbufs),
+                          0);
+    io_uring_buf_ring_advance(r->br, 1);
+}
+
+static int on_recv(askr_ring *r, struct batch *b, int fd,
+                   struct io_uring_cqe *cqe)
+{
+    struct askr_fd *f = &r->fds[fd];
+    int res = cqe->res;
+    int rearm = 0;
+
+    if (res > 0 && b->used + (unsigned)res > b->size)
+        return 1;
+    if (!(cqe->flags & IORING_CQE_F_MORE)) {
+        f->flags &= ~F_RECV_ARMED;
+        f->inflight--;
+        rearm = 1;
+    }
+
+    if (res > 0) {
+        const char *src = f->rbuf;
+        unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+
+        if (cqe->flags & IORING_CQE_F_BUFFER)
+            src = r->bufs + (size_t)bid * r->bufsize;
+        memcpy(b->arena + b->used, src, res);
+        if (cqe->flags & IORING_CQE_F_BUFFER)
+            give_back(r, bid);     /* copied out: the kernel may reuse it */
+        put(b, K_DATA, fd, 0, b->used, res);
+        b->used += res;
+        r->st_bytes_in += res;
+    } else if (res == 0) {
+        f->flags &= ~F_WATCHED;
+        put(b, K_EOF, fd, 0, 0, 0);
+        rearm = 0;
+    } else if (res == -ENOBUFS) {
+        r->st_enobufs++;           /* buffers come back within this pass */
+    } else if (res != -ECANCELED) {
+        f->flags &= ~F_WATCHED;
+        put(b, K_RECV_ERR, fd, -res, 0, 0);
+        rearm = 0;
+    }
+
+    if (rearm && (f->flags & F_WATCHED) && !(f->flags & F_PAUSED))
+        arm_recv(r, fd);
+    return 0;
+}
+
+static int on_send(askr_ring *r, struct batch *b, int fd,
+                   struct io_uring_cqe *cqe)
+{
+    struct askr_fd *f = &r->fds[fd];
+    int res = cqe->res;
+
+    if (res > 0) {
+        f->sdone += res;
+        r->st_bytes_out += res;
+        if (f->sdone < f->slen) {
+            r->st_partial_sends++;   /* the rest goes out with the next wait */
+            if (arm_send(r, fd, f) == 0)
+                return 0;
+            res = -EBUSY;
+        }
+    }
+
+    f->flags &= ~F_SEND_ARMED;
+    f->inflight--;
+    f->sbuf = NULL;
+    if (res > 0)
+        put(b, K_SEND_DONE, fd, f->slen, 0, 0);
+    else if (res != -ECANCELED)
+        put(b, K_SEND_ERR, fd, res == 0 ? EPIPE : -res, 0, 0);
+    return 0;
+}
+
+/*
+ * The loop's one crossing: submit all prepared SQEs and wait (timeout_ns <
+ * 0: forever, 0: not at all) in one io_uring_enter, then drain every ready
+ * CQE into evs/arena.  Returns the number of events, or -errno.
+ */
+int askr_ring_wait(askr_ring *r, int64_t timeout_ns, askr_ev *evs, int max,
+                   char *arena, unsigned arena_size)
+{
+    struct batch b = { evs, 0, max, arena, 0, arena_size };
+    struct io_uring_cqe *cqe;
+    unsigned head, seen = 0;
+    int ret;
+
+    r->st_enters++;
+    if (io_uring_cq_ready(&r->ring) || timeout_ns == 0) {
+        ret = io_uring_submit_and_get_events(&r->ring);
+    } else if (timeout_ns < 0) {
+        ret = io_uring_submit_and_wait(&r->ring, 1);
+    } else {
+        struct __kernel_timespec ts;
+
+        ts.tv_sec = timeout_ns / 1000000000;
+        ts.tv_nsec = timeout_ns % 1000000000;
+        ret = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);
+    }
+    if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN
+        && ret != -EBUSY)
+        return ret;
+
+    io_uring_for_each_cqe(&r->ring, head, cqe) {
+        int op, fd, full = 0;
+
+        if (b.n >= b.max)
+            break;
+        ud_decode(cqe->user_data, &op, &fd);
+        if (fd >= 0 && fd < r->nfds) {
+            if (op == OP_ACCEPT)
+                full = on_accept(r, &b, fd, cqe);
+            else if (op == OP_RECV)
+                full = on_recv(r, &b, fd, cqe);
+            else if (op == OP_SEND)
+                full = on_send(r, &b, fd, cqe);
+        }
+        if (full)
+            break;
+        seen++;
+    }
+    io_uring_cq_advance(&r->ring, seen);
+    r->st_cqes += seen;
+    return b.n;
+}

@@ -1,0 +1,389 @@
+"""The epoll backend: the same interface over non-blocking sockets.
+
+Used with io="epoll", or by io="auto" when io_uring is unusable.  On
+readiness it makes the system call itself and emits the same event tuples
+as the io_uring backend.
+
+* Listeners are registered with EPOLLEXCLUSIVE, so the kernel wakes one
+  waiting process per connection instead of all of them, and a process that
+  is not accepting takes its listeners out of the epoll set: it is never
+  woken for, and never takes, a connection it cannot serve.
+* One accept and one recv per ready fd per pass: level-triggered epoll
+  reports the rest next pass, and a busy peer cannot starve the others.
+* An fd with nothing to wait for (EOF seen and nothing to send, or paused
+  with nothing to send) is removed from the set: EPOLLHUP and EPOLLERR are
+  reported whatever the mask, and would otherwise spin the loop.
+* Sends are tried at once; what the socket does not take waits in a per-fd
+  deque, flushed on EPOLLOUT.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import logging
+import os
+import select
+import socket
+import time
+from collections.abc import Callable
+
+from .base import (
+    ACCEPT_PAUSE,
+    ACCEPT_PAUSE_ERRNOS,
+    EV_ACCEPT,
+    EV_DATA,
+    EV_EOF,
+    EV_ERROR,
+    EV_SENT,
+    FILE_CHUNK,
+    addr_pair,
+)
+
+log = logging.getLogger("askr.uring")
+
+EPOLLEXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 1 << 28)
+READ_MASK = select.EPOLLIN | select.EPOLLRDHUP
+
+
+class Conn:
+    """Per-connection state of the epoll backend."""
+
+    __slots__ = (
+        "failed",
+        "fd",
+        "mask",
+        "offset",
+        "paused",
+        "sendq",
+        "sent",
+        "sock",
+        "watched",
+    )
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.watched = False
+        self.paused = False
+        self.mask = 0              # what is registered in epoll (0: not)
+        self.sendq: collections.deque = collections.deque()
+        self.offset = 0            # bytes of sendq[0] already written
+        self.sent = 0
+        self.failed = False
+
+
+class FileItem:
+    """A queued sendfile: a dup of the file fd and the range left."""
+
+    __slots__ = ("count", "fd", "offset")
+
+    def __init__(self, fd: int, offset: int, count: int) -> None:
+        self.fd = fd
+        self.offset = offset
+        self.count = count
+
+
+class EpollBackend:
+    """epoll loop backend (see the module docstring)."""
+
+    name = "epoll"
+
+    def __init__(
+        self,
+        log_fn: Callable[..., None] | None = None,
+        reason: str = "",
+        *,
+        bufsize: int = 65536,
+        max_events: int = 1024,
+    ) -> None:
+        self.reason = reason
+        self._ep = select.epoll()
+        self._bufsize = bufsize
+        self._max = max_events
+        self._listeners: dict[int, socket.socket] = {}   # our dup's fd -> sock
+        self._registered_listeners: set[int] = set()
+        self._accepting = False
+        self._accept_retry: dict[int, float] = {}
+        self._conns: dict[int, Conn] = {}
+        self._pending: list[tuple[int, int, object]] = []
+        self._counts: collections.Counter = collections.Counter()
+
+    # ---- listeners and accept gating ------------------------------------
+
+    def add_listener(self, fd: int) -> None:
+        """Accept from fd (a dup is kept; the caller still owns fd)."""
+        sock = socket.socket(fileno=os.dup(fd))
+        sock.setblocking(False)
+        self._listeners[sock.fileno()] = sock
+        if self._accepting:
+            self._register_listener(sock.fileno())
+
+    def set_accepting(self, on: bool) -> None:
+        """Accept only while on: off takes the listeners out of epoll."""
+        self._accepting = bool(on)
+        for lfd in self._listeners:
+            if on and lfd not in self._accept_retry:
+                self._register_listener(lfd)
+            elif not on:
+                self._unregister_listener(lfd)
+
+    def _register_listener(self, lfd: int) -> None:
+        if lfd not in self._registered_listeners:
+            self._ep.register(lfd, select.EPOLLIN | EPOLLEXCLUSIVE)
+            self._registered_listeners.add(lfd)
+
+    def _unregister_listener(self, lfd: int) -> None:
+        if lfd in self._registered_listeners:
+            self._ep.unregister(lfd)
+            self._registered_listeners.discard(lfd)
+
+    def _accept(self, lfd: int) -> None:
+        try:
+            sock, _ = self._listeners[lfd].accept()
+        except (BlockingIOError, InterruptedError):
+            return      # another process took it
+        except OSError as exc:
+            self._counts["accept_errors"] += 1
+            if exc.errno in ACCEPT_PAUSE_ERRNOS:
+                log.warning(
+                    "askr.uring: accept on fd %d failed: %s; pausing accepts %.1fs",
+                    lfd, errno.errorcode.get(exc.errno, exc.errno), ACCEPT_PAUSE,
+                )
+                self._unregister_listener(lfd)
+                self._accept_retry[lfd] = time.monotonic() + ACCEPT_PAUSE
+            return
+
+        sock.setblocking(False)
+        try:
+            addrs = addr_pair(sock.getpeername()) + addr_pair(sock.getsockname())
+        except OSError:
+            addrs = ("", 0, "", 0)     # already reset; recv will say so
+        conn = Conn(sock)
+        self._conns[conn.fd] = conn
+        self._counts["accepts"] += 1
+        self._pending.append((EV_ACCEPT, conn.fd, addrs))
+
+    # ---- receiving ------------------------------------------------------
+
+    def _conn(self, fd: int) -> Conn:
+        conn = self._conns.get(fd)
+        if conn is None:
+            sock = socket.socket(fileno=fd)
+            sock.setblocking(False)
+            conn = self._conns[fd] = Conn(sock)
+        return conn
+
+    def watch(self, fd: int) -> None:
+        """Start receiving on fd."""
+        conn = self._conn(fd)
+        conn.watched = True
+        conn.paused = False
+        self._update(conn)
+
+    def pause(self, fd: int) -> None:
+        """Stop receiving on fd (backpressure)."""
+        conn = self._conn(fd)
+        conn.paused = True
+        self._update(conn)
+
+    def resume(self, fd: int) -> None:
+        """Receive on fd again."""
+        conn = self._conn(fd)
+        conn.paused = False
+        self._update(conn)
+
+    def _update(self, conn: Conn) -> None:
+        """Make the epoll registration match what conn waits for."""
+        want = 0
+        if conn.watched and not conn.paused:
+            want |= READ_MASK
+        if conn.sendq and not conn.failed:
+            want |= select.EPOLLOUT
+        if want == conn.mask:
+            return
+        if not want:
+            self._ep.unregister(conn.fd)
+        elif not conn.mask:
+            self._ep.register(conn.fd, want)
+        else:
+            self._ep.modify(conn.fd, want)
+        conn.mask = want
+
+    def _recv(self, conn: Conn) -> None:
+        try:
+            data = conn.sock.recv(self._bufsize)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            conn.watched = False
+            self._update(conn)
+            self._pending.append((EV_ERROR, conn.fd, exc.errno or errno.EIO))
+            return
+        if data:
+            self._counts["bytes_in"] += len(data)
+            self._pending.append((EV_DATA, conn.fd, data))
+        else:
+            conn.watched = False
+            self._update(conn)
+            self._pending.append((EV_EOF, conn.fd, None))
+
+    # ---- sending --------------------------------------------------------
+
+    def send(self, fd: int, data: bytes) -> None:
+        """Queue data for fd; written at once as far as the socket takes it."""
+        conn = self._conn(fd)
+        if not data or conn.failed:
+            return
+        conn.sendq.append(data)
+        if len(conn.sendq) == 1:
+            self._flush(conn)
+
+    def sendfile(self, fd: int, file_fd: int, offset: int, count: int) -> None:
+        """Queue count bytes of file_fd from offset (os.sendfile)."""
+        conn = self._conn(fd)
+        if count <= 0 or conn.failed:
+            return
+        conn.sendq.append(FileItem(os.dup(file_fd), offset, count))
+        if len(conn.sendq) == 1:
+            self._flush(conn)
+
+    def send_sync(self, fd: int, data: bytes, timeout: float) -> bool:
+        """Queue data and block until fd's queue is written or timeout.
+
+        Only fd is polled: other fds stay ready for the next wait().
+        """
+        conn = self._conn(fd)
+        self.send(fd, data)
+        deadline = time.monotonic() + timeout
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        while conn.sendq and not conn.failed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            poller.poll(left * 1000)
+            self._flush(conn)
+        return not conn.failed
+
+    def _flush(self, conn: Conn) -> None:
+        """Write queued items until the socket is full or the queue empty."""
+        q = conn.sendq
+        sock = conn.sock
+        try:
+            while q:
+                head = q[0]
+                if isinstance(head, FileItem):
+                    n = os.sendfile(conn.fd, head.fd, head.offset,
+                                    min(head.count, FILE_CHUNK))
+                    head.offset += n
+                    head.count -= n
+                    if n == 0 or head.count <= 0:   # done, or file shrank
+                        os.close(head.fd)
+                        q.popleft()
+                else:
+                    view = memoryview(head)[conn.offset:] if conn.offset else head
+                    n = sock.send(view, socket.MSG_NOSIGNAL)
+                    conn.offset += n
+                    if conn.offset >= len(head):
+                        conn.offset = 0
+                        q.popleft()
+                conn.sent += n
+                self._counts["bytes_out"] += n
+        except (BlockingIOError, InterruptedError):
+            self._counts["partial_sends"] += 1
+        except OSError as exc:
+            conn.failed = True
+            self._drop_queue(conn)
+            self._pending.append((EV_ERROR, conn.fd, exc.errno or errno.EIO))
+
+        if not q and not conn.failed:
+            self._pending.append((EV_SENT, conn.fd, conn.sent))
+            conn.sent = 0
+        self._update(conn)
+
+    def _drop_queue(self, conn: Conn) -> None:
+        for item in conn.sendq:
+            if isinstance(item, FileItem):
+                os.close(item.fd)
+        conn.sendq.clear()
+        conn.offset = 0
+
+    # ---- closing --------------------------------------------------------
+
+    def close(self, fd: int) -> None:
+        """Forget fd and close it; no more events for it."""
+        conn = self._conns.pop(fd, None)
+        if conn is None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        else:
+            if conn.mask:
+                self._ep.unregister(fd)
+            self._drop_queue(conn)
+            conn.sock.close()
+        self._pending = [ev for ev in self._pending if ev[1] != fd]
+
+    # ---- the loop -------------------------------------------------------
+
+    def wait(self, timeout: float | None) -> list[tuple[int, int, object]]:
+        """One epoll_wait; the syscalls for what is ready; the events."""
+        if self._accept_retry:
+            timeout = self._retry_accepts(timeout)
+        if self._pending:
+            timeout = 0
+        ready = self._ep.poll(-1 if timeout is None else timeout, self._max)
+        self._counts["waits"] += 1
+
+        for fd, mask in ready:
+            if fd in self._listeners:
+                self._accept(fd)
+                continue
+            conn = self._conns.get(fd)
+            if conn is None:
+                continue
+            if mask & select.EPOLLOUT or (mask & select.EPOLLERR and conn.sendq):
+                self._flush(conn)
+            if conn.watched and not conn.paused and mask & (
+                READ_MASK | select.EPOLLHUP | select.EPOLLERR
+            ):
+                self._recv(conn)
+            elif mask & (select.EPOLLHUP | select.EPOLLERR) and not conn.sendq:
+                conn.watched = False
+                self._update(conn)
+
+        out, self._pending = self._pending, []
+        self._counts["events"] += len(out)
+        return out
+
+    def _retry_accepts(self, timeout: float | None) -> float | None:
+        now = time.monotonic()
+        for lfd, when in list(self._accept_retry.items()):
+            if when <= now:
+                del self._accept_retry[lfd]
+                if self._accepting:
+                    self._register_listener(lfd)
+            else:
+                left = when - now
+                timeout = left if timeout is None else min(timeout, left)
+        return timeout
+
+    # ---- introspection and teardown ------------------------------------
+
+    def stats(self) -> dict:
+        """Counters of this backend; "backend" names it."""
+        result = {"backend": self.name, "connections": len(self._conns)}
+        result.update(self._counts)
+        return result
+
+    def shutdown(self) -> None:
+        """Close every connection, our listener dups and the epoll fd."""
+        for fd in list(self._conns):
+            self.close(fd)
+        for sock in self._listeners.values():
+            sock.close()
+        self._listeners.clear()
+        self._registered_listeners.clear()
+        self._ep.close()
