@@ -260,7 +260,9 @@ def test_h2_response_headers_are_cleaned() -> None:
     ]
 
 
-@pytest.mark.parametrize("method,status", [(b"HEAD", 200), (b"GET", 204), (b"GET", 304)])
+@pytest.mark.parametrize(
+    "method,status", [(b"HEAD", 200), (b"GET", 204), (b"GET", 304)]
+)
 def test_h2_bodyless_responses_drop_the_body(method: bytes, status: int) -> None:
     pair = Pair()
     sid = pair.request(b"/", method)
