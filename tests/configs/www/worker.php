@@ -1,0 +1,2 @@
+<?php
+while (askr_handle_request(function () { echo "hi"; })) {}
