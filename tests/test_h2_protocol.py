@@ -104,7 +104,9 @@ def test_h2_request_event_shape() -> None:
     assert [type(e) for e in events] == [RequestReceived, RequestEnded]
     req = events[0]
     assert req.stream_id == sid
-    assert req.method == b"GET"
+    assert req.method == "GET"
+    assert req.version == "2.0"
+    assert req.content_length is None
     assert req.target == b"/index.php?a=1&b=%20"
     assert req.scheme == b"https"
     assert req.end is True
@@ -116,7 +118,9 @@ def test_h2_request_event_shape() -> None:
 
 def test_h2_request_body_and_trailers_ignored() -> None:
     pair = Pair()
-    sid = pair.request(b"/upload", b"POST", end=False)
+    sid = pair.request(
+        b"/upload", b"POST", extra=[(b"content-length", b"11")], end=False
+    )
     pair.client.send_data(sid, b"part1-")
     pair.client.send_data(sid, b"part2")
     pair.client.send_headers(sid, [(b"x-checksum", b"abc")], end_stream=True)
@@ -126,6 +130,8 @@ def test_h2_request_body_and_trailers_ignored() -> None:
         RequestReceived, BodyReceived, BodyReceived, RequestEnded,
     ]
     assert events[0].end is False
+    assert events[0].method == "POST"
+    assert events[0].content_length == 11
     assert b"".join(e.data for e in events if isinstance(e, BodyReceived)) == (
         b"part1-part2"
     )

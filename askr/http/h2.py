@@ -84,12 +84,16 @@ class FloodLimits:
 
 @dataclass(slots=True)
 class RequestReceived:
+    """A request head, shaped like ``askr.http.h1.RequestReceived``."""
+
     stream_id: int
-    method: bytes
+    method: str
     target: bytes  # :path as sent (raw, may hold a query string)
     headers: list[tuple[bytes, bytes]]  # lower-case names; host from :authority
     scheme: bytes
     end: bool  # True when the HEADERS frame ended the stream (no body)
+    content_length: int | None = None
+    version: str = "2.0"  # for SERVER_PROTOCOL "HTTP/2.0", as nginx reports
 
 
 @dataclass(slots=True)
@@ -308,6 +312,7 @@ class H2Server:
             return
 
         method = target = scheme = authority = b""
+        content_length: int | None = None
         headers: list[tuple[bytes, bytes]] = []
         cookies: list[bytes] = []
         for name, value in ev.headers:
@@ -325,6 +330,8 @@ class H2Server:
             elif name == b"host" and authority:
                 continue
             else:
+                if name == b"content-length" and value.isdigit():
+                    content_length = int(value)
                 headers.append((name, value))
 
         # :authority replaces Host (RFC 9113 8.3.1); PHP reads HTTP_HOST.
@@ -338,7 +345,12 @@ class H2Server:
 
         self._streams[sid] = _Stream(no_body=method == b"HEAD")
         ended = ev.stream_ended is not None
-        out.append(RequestReceived(sid, method, target, headers, scheme, ended))
+        out.append(
+            RequestReceived(
+                sid, method.decode("latin-1"), target, headers, scheme, ended,
+                content_length,
+            )
+        )
 
     def _flood(self, kind: str, now: float, out: list[Event]) -> bool:
         if not self._rates[kind].hit(now):
