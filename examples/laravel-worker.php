@@ -71,26 +71,33 @@ function askr_reset_request_state(
     string $bootLocale,
     array $bootShared
 ): void {
-    // Config: code may call config([...]) for one request (a tenant's
-    // mailer, a feature flag).  Re-setting every top-level key restores the
-    // boot values, including app.locale, which App::setLocale() rewrites.
-    $app['config']->set($bootConfig);
-
-    // Locale: App::setLocale() changes the translator and fires
-    // LocaleUpdated (Carbon follows it).  Only reset when it changed, to
-    // keep the common path free of event dispatch.
-    if ($app->getLocale() !== $bootLocale) {
+    // Locale: App::setLocale() rewrites config('app.locale'), sets the
+    // translator's locale and fires LocaleUpdated.  Done before the config
+    // restore below, which would put app.locale back but leave the
+    // translator speaking the request's language.  Skipped when nothing
+    // changed, to keep the common path free of event dispatch.
+    $translatorLocale = $app->resolved('translator')
+        ? $app['translator']->getLocale() : $bootLocale;
+    if ($app->getLocale() !== $bootLocale || $translatorLocale !== $bootLocale) {
         $app->setLocale($bootLocale);
     }
+
+    // Config: code may call config([...]) for one request (a tenant's
+    // mailer, a feature flag).  Re-setting every top-level key restores the
+    // boot values.
+    $app['config']->set($bootConfig);
 
     // Session: the session store object is shared by the session manager,
     // the 'session.store' singleton, the redirector and the auth guards, so
     // it is emptied in place rather than replaced (a replaced store would
-    // leave those holding the old one).  migrate(false) gives it a new id
-    // without touching the saved session; flush() drops the attributes:
+    // leave those holding the old one).  flush() drops the attributes:
     // session data, flashed data and the CSRF token.  StartSession loads
     // the next request's data by *merging* it into the attributes, which is
     // why leaving them filled would leak one user's data to the next.
+    // migrate(false) gives the store a new id without touching the saved
+    // session: StartSession sets the id from the cookie anyway, but a route
+    // outside the 'web' group that touches the session must not write into
+    // the previous user's session file.
     if ($app->resolved('session')) {
         $store = $app['session']->driver();
         $store->migrate(false);

@@ -6,6 +6,7 @@
 
 use App\Http\Controllers\AuthController;
 use App\Http\Controllers\DemoController;
+use App\Http\Controllers\ProbeController;
 use App\Http\Controllers\StateController;
 use Illuminate\Support\Facades\Route;
 
@@ -30,3 +31,8 @@ Route::get('/login', [AuthController::class, 'showLogin'])->name('login');
 Route::post('/login', [AuthController::class, 'login']);
 Route::post('/logout', [AuthController::class, 'logout']);
 Route::get('/me', [AuthController::class, 'me']);
+
+// Leak probes for worker-mode tests (see ProbeController).
+Route::get('/probe/cookie', [ProbeController::class, 'cookie']);
+Route::get('/probe/config', [ProbeController::class, 'config']);
+Route::get('/probe/share', [ProbeController::class, 'share']);

@@ -53,7 +53,10 @@ class StateController extends Controller
 
     public function locale()
     {
-        return response()->json(['locale' => App::getLocale()]);
+        return response()->json([
+            'locale' => App::getLocale(),
+            'translator' => app('translator')->getLocale(),
+        ]);
     }
 
     public function setLocale(string $lang)
@@ -62,6 +65,9 @@ class StateController extends Controller
         // see config('app.locale') again.
         App::setLocale($lang);
 
-        return response()->json(['locale' => App::getLocale()]);
+        return response()->json([
+            'locale' => App::getLocale(),
+            'translator' => app('translator')->getLocale(),
+        ]);
     }
 }
