@@ -21,13 +21,20 @@ SIGTERM: finish the request in flight, close, exit 0.  A service process
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import select
 import signal
 import socket
+import subprocess
 import sys
+import threading
 import time
+from typing import Self
 from urllib.parse import parse_qs, urlsplit
+
+import psutil
 
 from askr import control, errors
 from askr.control import WorkerSpec
@@ -139,9 +146,11 @@ class FakeWorker:
         conn.setblocking(True)
         conn.settimeout(0.1)
         buffer = b""
+        first = True
         try:
             while True:
-                head, buffer = self.read_head(conn, buffer)
+                head, buffer = self.read_head(conn, buffer, first)
+                first = False
                 if head is None:
                     return
                 keep = self.handle(conn, head, buffer)
@@ -157,11 +166,17 @@ class FakeWorker:
         quota = self.spec.max_requests
         return bool(quota) and self.requests >= quota
 
-    def read_head(self, conn: socket.socket,
-                  buffer: bytes) -> tuple[bytes | None, bytes]:
+    def read_head(self, conn: socket.socket, buffer: bytes,
+                  first: bool) -> tuple[bytes | None, bytes]:
+        waited = 0
         while b"\r\n\r\n" not in buffer:
             # Idle keep-alive: give up when draining and nothing arrived.
-            if self.stopping and not buffer:
+            # A connection just accepted is owed its first request: the
+            # client sent it to a listening socket and expects an answer.
+            if self.stopping and not buffer and not first:
+                return None, b""
+            waited += 1
+            if waited > 100:    # 10 s of silence
                 return None, b""
             self.flush_stats()
             try:
@@ -265,3 +280,271 @@ def main(spec: WorkerSpec) -> int:
 if __name__ == "__main__":
     # Exec form: the master's command-line target sets ASKR_* variables.
     raise SystemExit(main(control.spec_from_env()))
+
+
+# ---------------------------------------------------------------------------
+# Test harness: a deployment of the fake app, a master subprocess, a load
+# generator.  The scenario tests take the worker target and the deployment
+# as fixtures, so the same scenarios can run against the real PHP worker by
+# providing another target string and another Deployment.
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class FakeDeployment:
+    """releases/<name>/ directories and a ``current`` symlink, like a
+    Capistrano/Deployer layout; markers in a release break it on purpose."""
+
+    target = "tests.fake_worker:main"
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.root = os.path.join(base, "current")
+        os.makedirs(os.path.join(base, "releases"), exist_ok=True)
+
+    def release(self, name: str, *, boot_fail: bool = False,
+                fail_all: bool = False, boot_delay: float = 0.0) -> str:
+        path = os.path.join(self.base, "releases", name)
+        os.makedirs(path, exist_ok=True)
+        with open(os.path.join(path, "VERSION"), "w") as f:
+            f.write(name)
+        for marker, wanted in (("BOOT_FAIL", boot_fail),
+                               ("FAIL_ALL", fail_all)):
+            if wanted:
+                open(os.path.join(path, marker), "w").close()
+        if boot_delay:
+            with open(os.path.join(path, "BOOT_DELAY"), "w") as f:
+                f.write(str(boot_delay))
+        return path
+
+    def activate(self, name: str) -> None:
+        """Point ``current`` at a release atomically (rename over it)."""
+        tmp = self.root + ".new"
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.symlink(os.path.join("releases", name), tmp)
+        os.replace(tmp, self.root)
+
+    def deploy(self, name: str, **markers: object) -> None:
+        self.release(name, **markers)  # type: ignore[arg-type]
+        self.activate(name)
+
+
+class MasterProcess:
+    """``python -m askr.supervisor`` in a subprocess, driven over HTTP."""
+
+    def __init__(self, target: str, root: str, log_path: str, *,
+                 workers: int = 3, max_requests: int = 0,
+                 max_requests_jitter: int | None = None,
+                 services: tuple[str, ...] = (),
+                 **settings: object) -> None:
+        config = {"listen": ["127.0.0.1:0"], "admin_listen": "127.0.0.1:0",
+                  "root": root, "canary_seconds": 1.0, "stop_timeout": 10.0,
+                  "backoff_base": 0.05, "backoff_max": 1.0}
+        config.update(settings)
+        argv = [sys.executable, "-m", "askr.supervisor", "--target", target,
+                "--workers", str(workers), "--max-requests", str(max_requests),
+                "--settings", json.dumps(config)]
+        if max_requests_jitter is not None:
+            argv += ["--max-requests-jitter", str(max_requests_jitter)]
+        for service in services:
+            argv += ["--service", service]
+
+        env = dict(os.environ, PYTHONPATH=REPO)
+        self.log_path = log_path
+        self.log_file = open(log_path, "wb")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(argv, cwd=REPO, env=env,
+                                     stdout=subprocess.PIPE,
+                                     stderr=self.log_file)
+        self.workers = workers
+        ready, _, _ = select.select([self.proc.stdout], [], [], 15)
+        line = self.proc.stdout.readline() if ready else b""
+        if not line:
+            self.stop()
+            raise RuntimeError("master did not start:\n" + self.log())
+        info = json.loads(line)
+        self.pid: int = info["pid"]
+        self.listen: str = info["listen"][0] if info["listen"] else ""
+        self.admin_address: str = info["admin"]
+
+    # --------------------------------------------------------------- HTTP
+
+    @staticmethod
+    def _request(address: str, method: str, path: str, body: bytes | None,
+                 timeout: float) -> tuple[int, dict[str, str], bytes]:
+        host, _, port = address.rpartition(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+        try:
+            conn.request(method, path, body=body)
+            response = conn.getresponse()
+            return (response.status, dict(response.getheaders()),
+                    response.read())
+        finally:
+            conn.close()
+
+    def get(self, path: str = "/", timeout: float = 10) -> tuple[int, str]:
+        status, _, body = self._request(self.listen, "GET", path, None,
+                                        timeout)
+        return status, body.decode()
+
+    def admin(self, method: str, path: str,
+              timeout: float = 5) -> tuple[int, dict[str, str], bytes]:
+        return self._request(self.admin_address, method, path,
+                             b"" if method == "POST" else None, timeout)
+
+    def status(self) -> dict:
+        code, _, body = self.admin("GET", "/api/status")
+        assert code == 200, body
+        return json.loads(body)
+
+    # ------------------------------------------------------------ waiting
+
+    def wait_for(self, predicate, timeout: float = 15.0,
+                 what: str = "condition"):
+        """Poll ``predicate(status)`` until truthy; returns its value."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = self.status()
+            value = predicate(last)
+            if value:
+                return value
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}; last status: "
+                             f"{last!r}\n{self.log()[-3000:]}")
+
+    def wait_alive(self, count: int | None = None, timeout: float = 15.0):
+        count = self.workers if count is None else count
+        return self.wait_for(lambda s: s["workers_alive"] == count and s,
+                             timeout, f"{count} workers alive")
+
+    def wait_log(self, text: str, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} not logged:\n{self.log()[-3000:]}")
+
+    def log(self) -> str:
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    # ----------------------------------------------------------- stopping
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        """Stop the master and, whatever happens, every process it forked."""
+        children = _children(self.proc.pid)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.stdout.close()
+        self.log_file.close()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+class Load:
+    """Client threads sending requests until stopped, recording outcomes.
+
+    ``keepalive`` clients reuse one connection.  When a reused connection
+    turns out closed by the server before any response byte (the usual
+    keep-alive race with a draining worker), the request is retried once on
+    a new connection, as HTTP clients do for idempotent requests; any other
+    failure is recorded.
+    """
+
+    def __init__(self, address: str, *, new_conns: int = 1,
+                 keepalive: int = 1, path: str = "/") -> None:
+        self.address = address
+        self.path = path
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.results: list[tuple[float, int, str]] = []
+        self.failures: list[tuple[float, str]] = []
+        self.threads = [threading.Thread(target=self._run, args=(False,))
+                        for _ in range(new_conns)]
+        self.threads += [threading.Thread(target=self._run, args=(True,))
+                         for _ in range(keepalive)]
+
+    def __enter__(self) -> Self:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(30)
+
+    def _run(self, keepalive: bool) -> None:
+        host, _, port = self.address.rpartition(":")
+        conn = None
+        while not self.stopping.is_set():
+            fresh = conn is None
+            if conn is None:
+                conn = http.client.HTTPConnection(host, int(port), timeout=10)
+            try:
+                conn.request("GET", self.path)
+                response = conn.getresponse()
+                body = response.read().decode()
+                self._record(response.status, body)
+                if not keepalive or response.will_close:
+                    conn.close()
+                    conn = None
+            except (http.client.RemoteDisconnected, ConnectionResetError,
+                    BrokenPipeError) as exc:
+                conn.close()
+                conn = None
+                if fresh:
+                    self._fail(repr(exc))
+                # else: stale keep-alive connection; retried on a new one
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                conn = None
+                self._fail(repr(exc))
+        if conn is not None:
+            conn.close()
+
+    def _record(self, status: int, body: str) -> None:
+        with self.lock:
+            self.results.append((time.monotonic(), status, body))
+
+    def _fail(self, what: str) -> None:
+        with self.lock:
+            self.failures.append((time.monotonic(), what))
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.results)
+
+    def wait_count(self, extra: int, timeout: float = 15.0) -> None:
+        """Wait until ``extra`` more responses have arrived."""
+        goal = self.count() + extra
+        deadline = time.monotonic() + timeout
+        while self.count() < goal and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert self.count() >= goal, (self.count(), goal, self.failures)

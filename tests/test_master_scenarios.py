@@ -1,0 +1,309 @@
+"""The master under load, with real processes on loopback.
+
+Every scenario takes the worker target and its deployment as fixtures
+(``deployment``): ``fake`` is tests/fake_worker.py; the real PHP worker can
+be added to ``TARGETS`` with a deployment class offering the same methods
+(release / activate / deploy, markers for a broken boot and for 500s).
+Responses carry "gen=<release name>" so a test can tell old code from new.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+import time
+
+import pytest
+from fake_worker import FakeDeployment, Load, MasterProcess
+
+TARGETS = {"fake": FakeDeployment}
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(params=sorted(TARGETS))
+def deployment(request, tmp_path):
+    deployment = TARGETS[request.param](str(tmp_path / "app"))
+    deployment.deploy("v1")
+    return deployment
+
+
+@pytest.fixture
+def start_master(deployment, tmp_path):
+    masters: list[MasterProcess] = []
+
+    def start(**options) -> MasterProcess:
+        log = str(tmp_path / f"master{len(masters)}.log")
+        master = MasterProcess(deployment.target, deployment.root, log,
+                               **options)
+        masters.append(master)
+        master.wait_alive()
+        return master
+
+    yield start
+    for master in masters:
+        master.stop()
+
+
+def pids(status: dict) -> set[int]:
+    return {w["pid"] for w in status["workers"]}
+
+
+def generations(load: Load) -> list[str]:
+    return [re.search(r"gen=(\S+)", body).group(1)
+            for _, code, body in load.results if code == 200]
+
+
+def test_master_kill9_worker_under_load_only_its_request_fails(start_master):
+    master = start_master(workers=3)
+    before = master.status()
+    victim = before["workers"][0]["pid"]
+
+    with Load(master.listen, new_conns=2, keepalive=0) as load:
+        load.wait_count(50)
+        os.kill(victim, signal.SIGKILL)
+        after = master.wait_for(
+            lambda s: s["workers_alive"] == 3 and victim not in pids(s) and s,
+            what="a replacement for the killed worker")
+        load.wait_count(50)
+
+    # One connection at a time per worker: at most the request it was
+    # serving for each client thread can be lost.
+    assert len(load.failures) <= 2, load.failures
+    assert len(pids(after) - pids(before)) == 1
+    assert "signal=SIGKILL (out of memory?)" in master.log()
+    assert all(code == 200 for _, code, _ in load.results)
+
+
+@pytest.mark.parametrize("trigger", ["sighup", "api"])
+def test_master_rolling_reload_under_load_loses_nothing(start_master,
+                                                         deployment, trigger):
+    master = start_master(workers=3)
+    old = pids(master.status())
+
+    with Load(master.listen, new_conns=1, keepalive=1) as load:
+        load.wait_count(30)
+        deployment.deploy("v2")
+        if trigger == "sighup":
+            master.signal(signal.SIGHUP)
+        else:
+            code, _, body = master.admin("POST", "/api/reload")
+            assert code == 202, body
+        master.wait_for(lambda s: s["generation"] == 2 and s["reload"] is None
+                        and s["workers_alive"] == 3
+                        and all(w["generation"] == 2 for w in s["workers"]),
+                        what="reload to finish")
+        load.wait_count(30)
+
+    assert load.failures == []
+    seen = generations(load)
+    assert seen[0] == "v1" and seen[-1] == "v2"
+    assert set(seen[-10:]) == {"v2"}
+    assert not old & pids(master.status())
+    assert master.listen  # the same listen address served throughout
+    assert "reload finished generation=2" in master.log()
+
+
+def test_master_reload_during_reload_is_queued(start_master, deployment):
+    master = start_master(workers=2)
+    deployment.deploy("v2", boot_delay=0.3)
+
+    first = master.admin("POST", "/api/reload")
+    second = master.admin("POST", "/api/reload")
+
+    assert first[0] == 202 and b'"queued": false' in first[2]
+    assert second[0] == 202 and b'"queued": true' in second[2]
+    master.wait_for(lambda s: s["generation"] == 3 and s["reload"] is None
+                    and all(w["generation"] == 3 for w in s["workers"]),
+                    what="the queued reload to run after the first")
+    log = master.log()
+    assert log.index("reload finished generation=2") < log.index(
+        "reload started generation=3")
+
+
+def test_master_canary_with_boot_failure_keeps_old_code(start_master,
+                                                         deployment):
+    master = start_master(workers=3)
+    old = pids(master.status())
+
+    with Load(master.listen, new_conns=1, keepalive=1) as load:
+        deployment.deploy("v2", boot_fail=True)
+        code, _, _ = master.admin("POST", "/api/reload?canary=1")
+        assert code == 202
+        master.wait_log("canary UNHEALTHY — aborting reload; remaining "
+                        "workers keep old code")
+        master.wait_for(lambda s: s["reload"] is None, what="abort")
+        load.wait_count(30)
+
+    status = master.wait_alive(3)
+    assert load.failures == []
+    assert set(generations(load)) == {"v1"}
+    assert pids(status) == old
+    assert all(w["generation"] == 1 for w in status["workers"])
+    assert 'askr_reloads_total{outcome="aborted"} 1.0' in \
+        master.admin("GET", "/metrics")[2].decode()
+
+
+def test_master_canary_serving_500s_is_rolled_back(start_master, deployment):
+    master = start_master(workers=3, canary_seconds=1.5)
+
+    with Load(master.listen, new_conns=2, keepalive=0) as load:
+        load.wait_count(20)
+        deployment.deploy("v2", fail_all=True)
+        master.admin("POST", "/api/reload?canary=1")
+        master.wait_log("canary UNHEALTHY — aborting reload")
+        status = master.wait_for(
+            lambda s: s["workers_alive"] == 3 and s["reload"] is None
+            and all(w["generation"] == 1 for w in s["workers"]) and s,
+            what="the canary to be replaced by an old-code worker")
+        mark = time.monotonic()
+        load.wait_count(40)
+
+    assert load.failures == []
+    assert status["generation"] == 1
+    # Only the canary answered 500, and only while it was being watched.
+    assert any(code == 500 for _, code, _ in load.results)
+    after = [(code, body) for t, code, body in load.results if t > mark]
+    assert after and all(code == 200 and "gen=v1" in body
+                         for code, body in after)
+    assert "canary healthy" not in master.log()
+
+
+def test_master_canary_healthy_rolls_the_rest(start_master, deployment):
+    master = start_master(workers=2, canary_seconds=0.5)
+    with Load(master.listen, new_conns=1, keepalive=0) as load:
+        deployment.deploy("v2")
+        master.admin("POST", "/api/reload?canary=1")
+        master.wait_for(lambda s: s["generation"] == 2 and s["reload"] is None,
+                        what="canary reload to finish")
+        load.wait_count(20)
+    assert load.failures == []
+    assert "canary healthy — rolling the rest" in master.log()
+    assert generations(load)[-1] == "v2"
+
+
+def test_master_max_requests_recycles_one_worker_at_a_time(start_master):
+    master = start_master(workers=3, max_requests=15, max_requests_jitter=15)
+    quotas = sorted(w["max_requests"] for w in master.status()["workers"])
+    assert quotas == [15, 20, 25]
+
+    low_water = []
+    with Load(master.listen, new_conns=2, keepalive=1) as load:
+        deadline = time.monotonic() + 20
+        while load.count() < 200 and time.monotonic() < deadline:
+            low_water.append(master.status()["workers_alive"])
+            time.sleep(0.02)
+
+    assert load.failures == []
+    assert load.count() >= 200
+    served_by = {body.split("pid=")[1] for _, _, body in load.results}
+    assert len(served_by) >= 6        # every worker recycled at least once
+    assert master.log().count("reason=max_requests") >= 3
+    # Staggered quotas: there was never a moment without a ready worker.
+    assert min(low_water) >= 2
+
+
+def test_master_sigterm_waits_for_slow_request_then_exits_0(start_master):
+    master = start_master(workers=2)
+    result = {}
+
+    def slow() -> None:
+        result["response"] = master.get("/slow?s=1.5")
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    master.wait_for(lambda s: any(w["request_age"] is not None
+                                  for w in s["workers"]),
+                    what="the slow request to start")
+    master.signal(signal.SIGTERM)
+    code, _, _ = master.admin("GET", "/ready")
+    assert code == 503
+    thread.join(10)
+
+    assert result["response"][0] == 200
+    assert "slow done" in result["response"][1]
+    assert master.wait(10) == 0
+    assert "master exiting code=0" in master.log()
+
+
+def test_master_kills_worker_past_request_timeout(start_master):
+    master = start_master(workers=2, request_timeout=0.5, timeout_grace=0.3)
+    victim = {}
+
+    def slow() -> None:
+        try:
+            victim["response"] = master.get("/slow?s=20", timeout=15)
+        except OSError as exc:
+            victim["error"] = exc
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    master.wait_log("request timeout: worker ")
+    thread.join(15)
+    status = master.wait_alive(2)
+
+    assert "error" in victim
+    assert re.search(r"request timeout: worker \d+ busy \d+s", master.log())
+    assert status["workers_alive"] == 2
+
+
+def test_master_replaces_worker_over_memory_limit_first(start_master):
+    master = start_master(workers=2, max_worker_memory=120 * 1024 * 1024)
+    before = pids(master.status())
+
+    code, body = master.get("/grow?mb=150")
+    assert code == 200
+    grown = int(body.split("pid=")[1])
+    with Load(master.listen, new_conns=1, keepalive=0) as load:
+        status = master.wait_for(
+            lambda s: grown not in pids(s) and s["workers_alive"] == 2 and s,
+            what="the bloated worker to be replaced")
+        load.wait_count(10)
+
+    assert grown in before
+    assert load.failures == []
+    assert len(pids(status) - before) == 1
+    assert f"over memory limit pid={grown}" in master.log()
+
+
+def test_master_backs_off_when_workers_die_during_boot(deployment,
+                                                       tmp_path):
+    deployment.deploy("broken", boot_fail=True)
+    master = MasterProcess(deployment.target, deployment.root,
+                           str(tmp_path / "master.log"), workers=3,
+                           backoff_base=0.1, backoff_max=5.0)
+    try:
+        time.sleep(2.0)
+        code, _, _ = master.admin("GET", "/health")
+        spawned = master.log().count("worker spawned")
+    finally:
+        master.stop()
+
+    assert code == 503
+    # 3 at start, then one probe per back-off step (0.1, 0.2, 0.4, 0.8 s...)
+    assert 3 < spawned <= 10, master.log()
+    assert "worker died during boot" in master.log()
+
+
+def test_master_supervises_services_and_rolls_them(start_master, deployment):
+    master = start_master(workers=1, services=(
+        "queue=tests.fake_worker:main:2",))
+    status = master.wait_for(
+        lambda s: len(s["services"][0]["processes"]) == 2 and all(
+            p["counters"].get("jobs") for p in s["services"][0]["processes"])
+        and s, what="queue processes reporting jobs")
+    old = {p["pid"] for p in status["services"][0]["processes"]}
+
+    deployment.deploy("v2")
+    master.signal(signal.SIGHUP)
+    status = master.wait_for(
+        lambda s: s["reload"] is None and s["generation"] == 2 and all(
+            p["generation"] == 2 and p["state"] == "ready"
+            for p in s["services"][0]["processes"])
+        and len(s["services"][0]["processes"]) == 2 and s,
+        what="services rolled")
+
+    assert status["services"][0]["name"] == "queue"
+    assert not old & {p["pid"] for p in status["services"][0]["processes"]}
