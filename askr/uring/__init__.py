@@ -53,8 +53,9 @@ def open_backend(
     if not facts["usable"]:
         if io == "uring":
             raise OSError(facts["setup_errno"] or 0, facts["reason"])
-        return _epoll("io_uring unusable: " + facts["reason"], say, options,
-                      level=logging.WARNING)
+        return _epoll(
+            "io_uring unusable: " + facts["reason"], say, options, level=logging.WARNING
+        )
 
     from .ring import UringBackend
 
@@ -63,15 +64,22 @@ def open_backend(
     except OSError as exc:
         if io == "uring":
             raise
-        return _epoll(f"io_uring set-up failed: {exc}", say, options,
-                      level=logging.WARNING)
-    be.reason = "io={}: io_uring usable, flags {}".format(io, ",".join(be.flags) or "none")
+        return _epoll(
+            f"io_uring set-up failed: {exc}", say, options, level=logging.WARNING
+        )
+    be.reason = "io={}: io_uring usable, flags {}".format(
+        io, ",".join(be.flags) or "none"
+    )
     say(logging.INFO, f"askr.uring: backend uring ({be.reason})")
     return be
 
 
-def _epoll(reason: str, say: Callable[[int, str], None], options: dict,
-           level: int = logging.INFO):
+def _epoll(
+    reason: str,
+    say: Callable[[int, str], None],
+    options: dict,
+    level: int = logging.INFO,
+):
     from .epoll import EpollBackend
 
     allowed = {k: v for k, v in options.items() if k in ("bufsize", "max_events")}

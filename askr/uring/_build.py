@@ -20,11 +20,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CDEF = """
 typedef struct askr_ring askr_ring;
 typedef struct askr_ev {
-    int32_t kind;
-    int32_t fd;
+    int64_t kind;
+    int64_t fd;
     int64_t value;
-    uint32_t off;
-    uint32_t len;
+    int64_t off;
+    int64_t len;
 } askr_ev;
 
 int askr_probe_setup(unsigned flags);

@@ -104,12 +104,14 @@ struct askr_fd {
     uint32_t sdone;
 };
 
+/* All fields 64-bit: Python reads a batch as one flat int64 array
+ * (memoryview.cast("q").tolist()), far cheaper than cdata field access. */
 typedef struct askr_ev {
-    int32_t kind;
-    int32_t fd;
+    int64_t kind;
+    int64_t fd;
     int64_t value;
-    uint32_t off;
-    uint32_t len;
+    int64_t off;
+    int64_t len;
 } askr_ev;
 
 typedef struct askr_ring {

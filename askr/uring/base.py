@@ -10,11 +10,11 @@ import errno
 import socket
 import struct
 
-EV_ACCEPT = 1   # (EV_ACCEPT, conn_fd, (peer_host, peer_port, local_host, local_port))
-EV_DATA = 2     # (EV_DATA, fd, bytes)
-EV_EOF = 3      # (EV_EOF, fd, None): the peer closed its side
-EV_ERROR = 4    # (EV_ERROR, fd, errno)
-EV_SENT = 5     # (EV_SENT, fd, nbytes): everything queued for fd is written
+EV_ACCEPT = 1  # (EV_ACCEPT, conn_fd, (peer_host, peer_port, local_host, local_port))
+EV_DATA = 2  # (EV_DATA, fd, bytes)
+EV_EOF = 3  # (EV_EOF, fd, None): the peer closed its side
+EV_ERROR = 4  # (EV_ERROR, fd, errno)
+EV_SENT = 5  # (EV_SENT, fd, nbytes): everything queued for fd is written
 
 EV_NAMES = {
     EV_ACCEPT: "EV_ACCEPT",

@@ -66,9 +66,9 @@ class Conn:
         self.fd = sock.fileno()
         self.watched = False
         self.paused = False
-        self.mask = 0              # what is registered in epoll (0: not)
+        self.mask = 0  # what is registered in epoll (0: not)
         self.sendq: collections.deque = collections.deque()
-        self.offset = 0            # bytes of sendq[0] already written
+        self.offset = 0  # bytes of sendq[0] already written
         self.sent = 0
         self.failed = False
 
@@ -101,7 +101,7 @@ class EpollBackend:
         self._ep = select.epoll()
         self._bufsize = bufsize
         self._max = max_events
-        self._listeners: dict[int, socket.socket] = {}   # our dup's fd -> sock
+        self._listeners: dict[int, socket.socket] = {}  # our dup's fd -> sock
         self._registered_listeners: set[int] = set()
         self._accepting = False
         self._accept_retry: dict[int, float] = {}
@@ -142,13 +142,15 @@ class EpollBackend:
         try:
             sock, _ = self._listeners[lfd].accept()
         except (BlockingIOError, InterruptedError):
-            return      # another process took it
+            return  # another process took it
         except OSError as exc:
             self._counts["accept_errors"] += 1
             if exc.errno in ACCEPT_PAUSE_ERRNOS:
                 log.warning(
                     "askr.uring: accept on fd %d failed: %s; pausing accepts %.1fs",
-                    lfd, errno.errorcode.get(exc.errno, exc.errno), ACCEPT_PAUSE,
+                    lfd,
+                    errno.errorcode.get(exc.errno, exc.errno),
+                    ACCEPT_PAUSE,
                 )
                 self._unregister_listener(lfd)
                 self._accept_retry[lfd] = time.monotonic() + ACCEPT_PAUSE
@@ -158,7 +160,7 @@ class EpollBackend:
         try:
             addrs = addr_pair(sock.getpeername()) + addr_pair(sock.getsockname())
         except OSError:
-            addrs = ("", 0, "", 0)     # already reset; recv will say so
+            addrs = ("", 0, "", 0)  # already reset; recv will say so
         conn = Conn(sock)
         self._conns[conn.fd] = conn
         self._counts["accepts"] += 1
@@ -274,15 +276,16 @@ class EpollBackend:
             while q:
                 head = q[0]
                 if isinstance(head, FileItem):
-                    n = os.sendfile(conn.fd, head.fd, head.offset,
-                                    min(head.count, FILE_CHUNK))
+                    n = os.sendfile(
+                        conn.fd, head.fd, head.offset, min(head.count, FILE_CHUNK)
+                    )
                     head.offset += n
                     head.count -= n
-                    if n == 0 or head.count <= 0:   # done, or file shrank
+                    if n == 0 or head.count <= 0:  # done, or file shrank
                         os.close(head.fd)
                         q.popleft()
                 else:
-                    view = memoryview(head)[conn.offset:] if conn.offset else head
+                    view = memoryview(head)[conn.offset :] if conn.offset else head
                     n = sock.send(view, socket.MSG_NOSIGNAL)
                     conn.offset += n
                     if conn.offset >= len(head):
@@ -346,8 +349,10 @@ class EpollBackend:
                 continue
             if mask & select.EPOLLOUT or (mask & select.EPOLLERR and conn.sendq):
                 self._flush(conn)
-            if conn.watched and not conn.paused and mask & (
-                READ_MASK | select.EPOLLHUP | select.EPOLLERR
+            if (
+                conn.watched
+                and not conn.paused
+                and mask & (READ_MASK | select.EPOLLHUP | select.EPOLLERR)
             ):
                 self._recv(conn)
             elif mask & (select.EPOLLHUP | select.EPOLLERR) and not conn.sendq:

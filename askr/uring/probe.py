@@ -82,7 +82,9 @@ def probe() -> dict:
         return result
     result["setup_ok"] = True
 
-    for name, bit in list(SETUP_FLAG_NAMES.items()) + [("NO_SQARRAY", SETUP_NO_SQARRAY)]:
+    for name, bit in list(SETUP_FLAG_NAMES.items()) + [
+        ("NO_SQARRAY", SETUP_NO_SQARRAY)
+    ]:
         extra = FLAG_NEEDS.get(name, 0)
         result["flags"][name] = lib.askr_probe_setup(bit | extra) == 0
 
@@ -108,4 +110,3 @@ def probe() -> dict:
         result["usable"] = True
         result["reason"] = "io_uring usable"
     return result
-

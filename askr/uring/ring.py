@@ -74,9 +74,7 @@ FEATURE_BITS = {
 }
 
 # Event kinds of the shim (K_* in _uring_shim.c).
-K_ACCEPT, K_ACCEPT_ERR, K_DATA, K_EOF, K_RECV_ERR, K_SEND_DONE, K_SEND_ERR = range(
-    1, 8
-)
+K_ACCEPT, K_ACCEPT_ERR, K_DATA, K_EOF, K_RECV_ERR, K_SEND_DONE, K_SEND_ERR = range(1, 8)
 
 CLOSE_REAP_LIMIT = 2.0  # seconds to reap cancellations before giving up
 JOIN_LIMIT = 64 * 1024  # join queued small sends up to this many bytes
@@ -123,6 +121,7 @@ class UringBackend:
         self.reason = reason
         self._max = max_events
         self._evs = ffi.new("askr_ev[]", max_events)
+        self._evview = memoryview(ffi.buffer(self._evs)).cast("q")
         self._arena_size = max(bufsize * 64, 1 << 20)
         self._arena = ffi.new("char[]", self._arena_size)
         self._abuf = ffi.buffer(self._arena)
@@ -143,7 +142,9 @@ class UringBackend:
         self._graveyard: list[object] = []
         self._log = log_fn
 
-        self.flags = [n for n, b in SETUP_FLAG_NAMES.items() if lib.askr_ring_flags(ring) & b]
+        self.flags = [
+            n for n, b in SETUP_FLAG_NAMES.items() if lib.askr_ring_flags(ring) & b
+        ]
         feats = lib.askr_ring_features(ring)
         self.features = {n: bool(feats & b) for n, b in FEATURE_BITS.items()}
 
@@ -170,8 +171,10 @@ class UringBackend:
         while self._lib.askr_accepts_armed(self._ring) > 0:
             left = deadline - time.monotonic()
             if left <= 0:
-                log.error("askr.uring: accept cancellation not reaped in %.1fs",
-                          CLOSE_REAP_LIMIT)
+                log.error(
+                    "askr.uring: accept cancellation not reaped in %.1fs",
+                    CLOSE_REAP_LIMIT,
+                )
                 break
             self._reap(min(left, 0.05))
 
@@ -204,12 +207,13 @@ class UringBackend:
         """Queue data for fd behind what is queued already."""
         if not data or fd in self._send_failed:
             return
-        q = self._sendq.get(fd)
-        if q is None:
-            self._sendq[fd] = collections.deque()
-            self._start(fd, data)
-        else:
+        if fd in self._inflight:
+            q = self._sendq.get(fd)
+            if q is None:
+                q = self._sendq[fd] = collections.deque()
             q.append(data)
+        else:
+            self._start(fd, data)
 
     def sendfile(self, fd: int, file_fd: int, offset: int, count: int) -> None:
         """Queue count bytes of file_fd from offset (read, then sent).
@@ -218,29 +222,38 @@ class UringBackend:
         """
         if count <= 0 or fd in self._send_failed:
             return
-        item = FileItem(os.dup(file_fd), offset, count)
         q = self._sendq.get(fd)
         if q is None:
-            self._sendq[fd] = collections.deque([item])
+            q = self._sendq[fd] = collections.deque()
+        q.append(FileItem(os.dup(file_fd), offset, count))
+        if fd not in self._inflight:
             self._next_send(fd)
-        else:
-            q.append(item)
 
     def send_sync(self, fd: int, data: bytes, timeout: float) -> bool:
         """Queue data, then reap until fd's queue is written or timeout."""
         self.send(fd, data)
         deadline = time.monotonic() + timeout
-        while fd in self._sendq and fd not in self._send_failed:
+        while fd in self._inflight and fd not in self._send_failed:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
             self._reap(left)
         return fd not in self._send_failed
 
-    def _start(self, fd: int, data: object) -> None:
-        buf = self._ffi.from_buffer(data)
-        self._inflight[fd] = (data, buf)
-        ret = self._lib.askr_send(self._ring, fd, buf, len(buf))
+    def _start(self, fd: int, data: bytes) -> None:
+        """Hand data to the kernel; it stays referenced until completion.
+
+        A bytes object goes to the char* argument as is: cffi passes the
+        address of its internal buffer, which does not move while the object
+        lives.  Other buffers go through ffi.from_buffer, also without a copy.
+        """
+        if type(data) is bytes:
+            self._inflight[fd] = data
+            ret = self._lib.askr_send(self._ring, fd, data, len(data))
+        else:
+            buf = self._ffi.from_buffer(data)
+            self._inflight[fd] = (data, buf)
+            ret = self._lib.askr_send(self._ring, fd, buf, len(buf))
         if ret < 0:
             self._send_error(fd, -ret)
 
@@ -263,12 +276,11 @@ class UringBackend:
                 while q and not isinstance(q[0], FileItem) and size < JOIN_LIMIT:
                     size += len(q[0])
                     parts.append(q.popleft())
-                head = b"".join(parts)   # the one copy of small queued items
+                head = b"".join(parts)  # the one copy of small queued items
             self._start(fd, head)
             return
 
         del self._sendq[fd]
-        self._inflight.pop(fd, None)
         self._pending.append((EV_SENT, fd, self._sent.pop(fd, 0)))
 
     def _read_chunk(self, fd: int, item: FileItem) -> bytes:
@@ -286,6 +298,7 @@ class UringBackend:
 
     def _send_error(self, fd: int, err: int) -> None:
         self._send_failed.add(fd)
+        self._inflight.pop(fd, None)
         self._drop_queue(fd)
         self._pending.append((EV_ERROR, fd, err))
 
@@ -312,8 +325,9 @@ class UringBackend:
         stuck = lib.askr_inflight(self._ring, fd) > 0
         if stuck:
             # The kernel may still read the send buffer: keep it alive.
-            log.error("askr.uring: fd %d still busy %.1fs after cancel",
-                      fd, CLOSE_REAP_LIMIT)
+            log.error(
+                "askr.uring: fd %d still busy %.1fs after cancel", fd, CLOSE_REAP_LIMIT
+            )
             self._counts["stuck_closes"] += 1
             self._graveyard.append(self._inflight.get(fd))
         try:
@@ -363,40 +377,46 @@ class UringBackend:
         self._counts["events"] += n
 
         out = self._pending
-        evs = self._evs
         abuf = self._abuf
         closing = self._closing
         paused = self._paused
-        for i in range(n):
-            ev = evs[i]
-            kind = ev.kind
-            fd = ev.fd
+        inflight = self._inflight
+        sendq = self._sendq
+        flat = self._evview[: n * 5].tolist()
+        it = iter(flat)
+        for kind, fd, value, off, size in zip(it, it, it, it, it):
             if kind == K_DATA:
                 if fd in closing:
                     continue
-                item = (EV_DATA, fd, abuf[ev.off : ev.off + ev.len])
-                (paused.get(fd, out)).append(item)
+                if fd in paused:
+                    paused[fd].append((EV_DATA, fd, abuf[off : off + size]))
+                else:
+                    out.append((EV_DATA, fd, abuf[off : off + size]))
             elif kind == K_SEND_DONE:
-                if fd in self._sendq and fd not in closing:
-                    self._sent[fd] = self._sent.get(fd, 0) + ev.value
+                if fd in closing:
+                    continue
+                del inflight[fd]
+                if fd in sendq:
+                    self._sent[fd] = self._sent.get(fd, 0) + value
                     self._next_send(fd)
+                else:
+                    out.append((EV_SENT, fd, value))
             elif kind == K_ACCEPT:
-                off = ev.off
                 peer = decode_sockaddr(abuf[off : off + 128])
                 local = decode_sockaddr(abuf[off + 128 : off + 256])
                 self._counts["accepts"] += 1
                 self._conns.add(fd)
                 out.append((EV_ACCEPT, fd, peer + local))
-            elif kind in (K_EOF, K_RECV_ERR):
+            elif kind == K_EOF or kind == K_RECV_ERR:
                 if fd in closing:
                     continue
-                item = (EV_EOF, fd, None) if kind == K_EOF else (EV_ERROR, fd, ev.value)
-                (paused.get(fd, out)).append(item)
+                ev = (EV_EOF, fd, None) if kind == K_EOF else (EV_ERROR, fd, value)
+                (paused[fd] if fd in paused else out).append(ev)
             elif kind == K_SEND_ERR:
                 if fd not in closing:
-                    self._send_error(fd, ev.value)
+                    self._send_error(fd, value)
             elif kind == K_ACCEPT_ERR:
-                self._accept_failed(fd, ev.value)
+                self._accept_failed(fd, value)
 
     def _accept_failed(self, lfd: int, err: int) -> None:
         self._counts["accept_errors"] += 1
@@ -404,7 +424,9 @@ class UringBackend:
             if lfd not in self._accept_retry:
                 log.warning(
                     "askr.uring: accept on fd %d failed: %s; pausing accepts %.1fs",
-                    lfd, errno.errorcode.get(err, err), ACCEPT_PAUSE,
+                    lfd,
+                    errno.errorcode.get(err, err),
+                    ACCEPT_PAUSE,
                 )
             self._accept_retry[lfd] = time.monotonic() + ACCEPT_PAUSE
         else:
@@ -420,10 +442,21 @@ class UringBackend:
         """Counters of this backend; "backend" names it."""
         out = self._stats_out
         self._lib.askr_ring_stats(self._ring, out)
-        names = ("enters", "cqes", "sq_full", "enobufs", "partial_sends",
-                 "bytes_in", "bytes_out")
-        result = {"backend": self.name, "flags": list(self.flags),
-                  "features": dict(self.features), "connections": len(self._conns)}
+        names = (
+            "enters",
+            "cqes",
+            "sq_full",
+            "enobufs",
+            "partial_sends",
+            "bytes_in",
+            "bytes_out",
+        )
+        result = {
+            "backend": self.name,
+            "flags": list(self.flags),
+            "features": dict(self.features),
+            "connections": len(self._conns),
+        }
         result.update({name: int(out[i]) for i, name in enumerate(names)})
         result.update(self._counts)
         return result
