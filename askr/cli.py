@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--canary", default=None,
                    action=argparse.BooleanOptionalAction)
 
+    sub.add_parser("settings", help="print every askr.toml setting (Markdown)")
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -106,6 +107,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"askr: no --config given, serving the demo {path}",
               file=sys.stderr)
     cfg = config.load(path, overrides)
+    for warning in cfg.warnings:
+        logger.warning("config %s", warning)
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=cfg.log.level.upper(),
@@ -125,7 +128,8 @@ def _extension_dir() -> str | None:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     cfg = config.load(args.file)
-    problems = config.check(cfg, extension_dir=_extension_dir(), bind=args.bind)
+    problems = list(cfg.warnings)
+    problems += config.check(cfg, extension_dir=_extension_dir(), bind=args.bind)
     _print_problems(problems)
     bad = [p for p in problems if p.severity == "error"]
     if bad:
@@ -202,6 +206,7 @@ COMMANDS = {
     "doctor": cmd_doctor,
     "cert": cmd_cert,
     "reload": cmd_reload,
+    "settings": lambda args: print(config.reference()) or errors.OK,
     "version": lambda args: print(f"askr {__version__}") or errors.OK,
 }
 

@@ -328,7 +328,6 @@ del S
 
 BY_KEY = {s.key: s for s in SETTINGS}
 SECTIONS = tuple(dict.fromkeys(s.section for s in SETTINGS))
-SUBTABLES = {"worker.ini"}  # tables that are values, not sections
 
 _SECTION_CLASSES = {
     name: dataclasses.make_dataclass(
@@ -353,6 +352,7 @@ class Config:
     path: str | None = None
     lines: dict[tuple[str, str], int] = dataclasses.field(
         default_factory=dict, compare=False, repr=False)
+    warnings: tuple[Problem, ...] = dataclasses.field(default=(), compare=False)
 
     @property
     def mode(self) -> str:
@@ -506,9 +506,7 @@ def load(path: str | os.PathLike[str] | None,
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise ConfigError(problems)
-    for p in problems:
-        logger.warning("config %s", p)
-    return cfg
+    return dataclasses.replace(cfg, warnings=tuple(problems))
 
 
 def _cross_checks(cfg: Config) -> list[Problem]:
@@ -661,3 +659,20 @@ def check(cfg: Config, *, extension_dir: str | None = None,
                 if why:
                     out.append(cfg.problem(section, "listen", why))
     return out
+
+
+def reference() -> str:
+    """Every setting as Markdown, one table per section, for the docs."""
+    out = ["# askr.toml settings", ""]
+    for section in SECTIONS:
+        out += [f"## [{section}]", "", "| key | default | flag | why |",
+                "|---|---|---|---|"]
+        for s in SETTINGS:
+            if s.section != section:
+                continue
+            default = s.default if s.default not in (None, "", ()) else "-"
+            if isinstance(default, tuple):
+                default = ", ".join(default)
+            out.append(f"| {s.name} | {default} | {s.flag or '-'} | {s.doc} |")
+        out.append("")
+    return "\n".join(out)

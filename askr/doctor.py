@@ -448,17 +448,21 @@ def gather_php() -> tuple[dict[str, Any] | None, str | None]:
         from askr.php import bridge  # type: ignore[attr-defined]
 
         info = dict(bridge.build_info())
-        info.setdefault("source", "bridge")
-        if "extensions" not in info:
-            info["extensions"] = _php_from_tools().get("extensions")
-        return info, None
     except (ImportError, OSError, RuntimeError, AttributeError) as exc:
         # Not built yet, or failing: the command-line tools still tell a lot.
         logger.debug("doctor php bridge unavailable: %s", exc)
+        info = None
     try:
-        return _php_from_tools(), None
+        tools = _php_from_tools()
     except (OSError, subprocess.SubprocessError, ValueError) as exc:
-        return None, f"PHP not found: {exc}"
+        if info is None:
+            return None, f"PHP not found: {exc}"
+        tools = {}
+    if info is None:
+        return tools, None
+    # The bridge knows the build it was compiled against; the tools add the
+    # library path and the extension list.
+    return {**tools, **info, "source": "bridge"}, None
 
 
 def _setup_syscall() -> tuple[bool, int | None]:
@@ -529,7 +533,7 @@ def report(checks: list[Check], as_json: bool, facts: Facts | None = None) -> st
         return json.dumps(doc, indent=2, default=str)
     lines = []
     for c in checks:
-        line = f"{MARKS[c.status]} {c.name:<28} {c.fact}"
+        line = f"{MARKS[c.status]} {c.name:<32} {c.fact}"
         if c.advice and c.status != OK:
             line += "\n    -> " + c.advice
         lines.append(line)

@@ -118,3 +118,23 @@ def test_config_examples_load(name):
     cfg = config.load(EXAMPLES / name)
 
     assert cfg.server.root == str(EXAMPLES / "laravel-app" / "public")
+
+
+def test_config_reference_documents_every_setting():
+    text = config.reference()
+
+    for s in config.SETTINGS:
+        assert f"| {s.name} |" in text, s.key
+    assert text.count("## [") == len(config.SECTIONS)
+
+
+def test_config_warnings_are_kept_not_raised(tmp_path):
+    (tmp_path / "app").mkdir()
+    path = tmp_path / "askr.toml"
+    path.write_text('[worker]\napp_base = "app"\n')
+
+    cfg = config.load(path)
+
+    assert [str(w) for w in cfg.warnings] == [
+        (f"{path}:2: warning: [worker] app_base: app_base is ignored without a "
+        "worker script")]
