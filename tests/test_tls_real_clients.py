@@ -15,6 +15,7 @@ import ssl
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import h2.config
 import h2.connection
@@ -231,6 +232,21 @@ def test_tls_curl_over_tls(tls_server: Driver, flag: str, version: str) -> None:
     body, _, meta = res.stdout.rpartition("\n")
     assert meta == f"{version} 200"
     assert body == "askr test reply for /hello?x=1\n"
+
+
+@needs_curl
+def test_tls_curl_h2_upload_beyond_the_window(
+    tls_server: Driver, tmp_path: Path
+) -> None:
+    # 3 MiB is far past the 64 KiB initial windows: it only completes if the
+    # server acknowledges the body it consumed.
+    upload = tmp_path / "upload.bin"
+    upload.write_bytes(b"u" * (3 * 1024 * 1024))
+    url = f"https://127.0.0.1:{tls_server.port}/upload"
+    res = run(["curl", "-sk", "--http2", "--data-binary", f"@{upload}",
+               "-w", "\n%{http_version} %{http_code} %{size_upload}", url])
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.endswith(f"\n2 200 {3 * 1024 * 1024}")
 
 
 @needs_curl
