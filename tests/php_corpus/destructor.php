@@ -1,0 +1,4 @@
+<?php
+class Noisy { public function __destruct() { echo ' destructed'; } }
+$keep = new Noisy();
+echo 'alive';

@@ -1,0 +1,3 @@
+<?php
+error_log('askr corpus error_log line');
+echo 'logged';

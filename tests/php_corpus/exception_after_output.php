@@ -1,0 +1,3 @@
+<?php
+echo 'partial output ';
+throw new LogicException('askr corpus late boom');

@@ -1,0 +1,3 @@
+<?php
+echo 'status stays 200';
+exit(3);

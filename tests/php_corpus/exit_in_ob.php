@@ -1,0 +1,4 @@
+<?php
+ob_start();
+echo 'buffered text flushed at exit';
+exit;

@@ -1,0 +1,3 @@
+<?php
+echo 'x';
+askr_corpus_no_such_function();

@@ -1,0 +1,2 @@
+<?php
+var_export($_GET);

@@ -1,0 +1,2 @@
+<?php
+header('Location: https://example.test/new', true, 301);

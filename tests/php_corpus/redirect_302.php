@@ -1,0 +1,3 @@
+<?php
+header('Location: /target?a=1');
+echo 'moving';

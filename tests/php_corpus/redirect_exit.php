@@ -1,0 +1,4 @@
+<?php
+header('Location: /login', true, 303);
+exit;
+echo 'never';
