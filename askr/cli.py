@@ -129,7 +129,9 @@ def _extension_dir() -> str | None:
 def cmd_config_check(args: argparse.Namespace) -> int:
     cfg = config.load(args.file)
     problems = list(cfg.warnings)
-    problems += config.check(cfg, extension_dir=_extension_dir(), bind=args.bind)
+    # Asking PHP for its extension dir loads libphp: only when ini needs it.
+    ext_dir = _extension_dir() if config.ini_extensions(cfg.worker.ini) else None
+    problems += config.check(cfg, extension_dir=ext_dir, bind=args.bind)
     _print_problems(problems)
     bad = [p for p in problems if p.severity == "error"]
     if bad:

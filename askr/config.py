@@ -585,6 +585,16 @@ def ini_extensions(ini: str) -> list[tuple[str, str]]:
     return out
 
 
+def ini_value(ini: str, name: str) -> str | None:
+    """The last value ini gives to name (PHP keeps the last one), or None."""
+    found = None
+    for line in ini.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == name:
+            found = value.strip().strip("\"'")
+    return found
+
+
 def extension_path(value: str, extension_dir: str | None) -> Path | None:
     """Where PHP looks for an extension named in ini; None if unknowable."""
     if "/" in value:
@@ -628,6 +638,7 @@ def check(cfg: Config, *, extension_dir: str | None = None,
     out += _check_readable(cfg, "queue", "script", cfg.queue.script, False)
     out += _check_readable(cfg, "scheduler", "script", cfg.scheduler.script, False)
 
+    extension_dir = ini_value(cfg.worker.ini, "extension_dir") or extension_dir
     for directive, value in ini_extensions(cfg.worker.ini):
         where = extension_path(value, extension_dir)
         if where is None:

@@ -164,8 +164,11 @@ def check_php_extensions(f: Facts) -> list[Check]:
         out.append(Check(OK, "php extensions (Laravel)",
                          "all present: " + ", ".join(LARAVEL_EXTENSIONS)))
 
+    ini = f.config.worker.ini if f.config is not None else ""
+    ext_dir = config_mod.ini_value(ini, "extension_dir") or f.php.get(
+        "extension_dir")
     for directive, value in _ini_extension_names(f):
-        where = config_mod.extension_path(value, f.php.get("extension_dir"))
+        where = config_mod.extension_path(value, ext_dir)
         name = f"php ini {directive}={value}"
         if where is not None and where.is_file():
             out.append(Check(OK, name, str(where)))

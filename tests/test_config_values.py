@@ -138,3 +138,16 @@ def test_config_warnings_are_kept_not_raised(tmp_path):
     assert [str(w) for w in cfg.warnings] == [
         (f"{path}:2: warning: [worker] app_base: app_base is ignored without a "
         "worker script")]
+
+
+def test_config_check_uses_the_ini_extension_dir(tmp_path):
+    (tmp_path / "ext").mkdir()
+    (tmp_path / "ext" / "mine.so").write_bytes(b"")
+    (tmp_path / "www").mkdir()
+    path = tmp_path / "askr.toml"
+    path.write_text('[server]\nroot = "www"\n[admin]\nlisten = ""\n[worker]\n'
+                    f'ini = "extension_dir={tmp_path}/ext\\nextension=mine"\n')
+
+    found = config.check(config.load(path), extension_dir="/nowhere", bind=False)
+
+    assert found == []
