@@ -353,6 +353,8 @@ class Config:
     lines: dict[tuple[str, str], int] = dataclasses.field(
         default_factory=dict, compare=False, repr=False)
     warnings: tuple[Problem, ...] = dataclasses.field(default=(), compare=False)
+    overridden: frozenset[str] = dataclasses.field(default=frozenset(),
+                                                   compare=False, repr=False)
 
     @property
     def mode(self) -> str:
@@ -368,6 +370,10 @@ class Config:
     def problem(self, section: str, key: str, message: str,
                 severity: str = "error") -> Problem:
         """A Problem pointing at the line where section.key was written."""
+        setting = BY_KEY.get(f"{section}.{key}")
+        if setting is not None and setting.key in self.overridden:
+            return Problem(message, CLI_SOURCE, None, section,
+                           f"{key} ({setting.flag})", severity)
         line = self.lines.get((section, key)) or self.lines.get((section, ""))
         return Problem(message, self.path or CLI_SOURCE, line, section, key,
                        severity)
@@ -500,6 +506,7 @@ def load(path: str | os.PathLike[str] | None,
            for name in SECTIONS},
         path=file,
         lines=lines,
+        overridden=frozenset(k for k in overrides if k in BY_KEY),
     )
     # Rules spanning settings skip any value that already failed (None).
     problems += _cross_checks(cfg)

@@ -151,3 +151,12 @@ def test_config_check_uses_the_ini_extension_dir(tmp_path):
     found = config.check(config.load(path), extension_dir="/nowhere", bind=False)
 
     assert found == []
+
+
+def test_config_cross_check_blames_the_flag_that_set_the_value():
+    with pytest.raises(ConfigError) as info:
+        config.load(CONFIGS / "good-classic.toml",
+                    {"admin.listen": "0.0.0.0:9180"})
+
+    assert str(info.value).startswith(
+        "command line: [admin] listen (--admin-listen): 0.0.0.0:9180 is not")
