@@ -124,7 +124,7 @@ def check_php_version(f: Facts) -> list[Check]:
         return [Check(FAIL, "php version", version,
                       "Askr's SAPI needs PHP 8.0 or later")]
     if vid and vid < 80100:
-        return [Check(WARN, "php version", f"{version} (end of life)",
+        return [Check(WARN, "php version", f"{version} (Askr is tested on 8.1+)",
                       "upgrade to PHP 8.1 or later")]
     return [Check(OK, "php version", version)]
 
