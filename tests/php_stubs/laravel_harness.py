@@ -29,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 APP_SRC = REPO / "examples" / "laravel-app"
 STUB = Path(__file__).resolve().parent / "askr_stub.php"
+STOP_STUB = Path(__file__).resolve().parent / "askr_should_stop_stub.php"
 SETUP = REPO / "scripts" / "setup-laravel-app.sh"
 PHP = os.environ.get("PHP", "php")
 
@@ -66,7 +67,8 @@ def sqlite_rows(app: Path, sql: str) -> list[tuple]:
 
     con = sqlite3.connect(app / "database" / "database.sqlite", timeout=10)
     try:
-        return con.execute(sql).fetchall()
+        with con:  # commits, so a DELETE sticks
+            return con.execute(sql).fetchall()
     finally:
         con.close()
 
@@ -217,9 +219,18 @@ class Client:
                                     "password": password})
 
 
+def php_script_cmd(script: Path, askr_stop: bool = False) -> list[str]:
+    """php-cli command for a script; askr_stop adds askr_should_stop()."""
+    cmd = [PHP, "-d", "display_errors=stderr"]
+    if askr_stop:
+        cmd += ["-d", f"auto_prepend_file={STOP_STUB}"]
+    return cmd + [str(script)]
+
+
 def run_php_script(script: Path, app: Path, timeout: float,
+                   askr_stop: bool = False,
                    **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([PHP, "-d", "display_errors=stderr", str(script)],
+    return subprocess.run(php_script_cmd(script, askr_stop),
                           env=php_env(app, **env), capture_output=True,
                           check=False,
                           text=True, timeout=timeout)
