@@ -10,6 +10,8 @@ import h2.events
 import h2.settings
 import pytest
 from h2.errors import ErrorCodes
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from askr.http.h2 import (
     BodyReceived,
@@ -444,3 +446,57 @@ def test_h2c_prior_knowledge_bytes_feed_the_server_unchanged() -> None:
     assert isinstance(events[0], RequestReceived)
     assert events[0].scheme == b"http"
     assert (b"host", b"h2c.test") in events[0].headers
+
+
+# -- mutated input --------------------------------------------------------------
+
+
+def _client_stream() -> bytes:
+    config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+    client = h2.connection.H2Connection(config=config)
+    client.initiate_connection()
+    for _ in range(3):
+        sid = client.get_next_available_stream_id()
+        client.send_headers(
+            sid,
+            [(b":method", b"POST"), (b":path", b"/a"), (b":scheme", b"https"),
+             (b":authority", b"x"), (b"cookie", b"c=1")],
+        )
+        client.send_data(sid, b"x" * 100)
+        client.send_headers(sid, [(b"x-trailer", b"1")], end_stream=True)
+    client.ping(b"12345678")
+    return client.data_to_send()
+
+
+_VALID = _client_stream()
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(len(H2_PREFACE), len(_VALID) - 1), st.integers(0, 255)
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.integers(1, len(_VALID)),
+)
+def test_h2_mutated_frames_give_events_or_one_close(
+    edits: list[tuple[int, int]], split: int
+) -> None:
+    data = bytearray(_VALID)
+    for pos, value in edits:
+        data[pos] = value
+    server = H2Server()
+    events = server.feed(bytes(data[:split]), 0.0)
+    events += server.feed(bytes(data[split:]), 0.0)
+
+    closes = [e for e in events if isinstance(e, ConnectionClosed)]
+    assert len(closes) <= 1
+    if closes:
+        assert events[-1] is closes[0] and server.closed
+    for ev in events:
+        if isinstance(ev, RequestEnded):
+            server.send(ev.stream_id, 200, [b"X: y"], b"ok", True)
+    assert server.data_to_send()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import random
 import ssl
 import warnings
 from dataclasses import dataclass
@@ -413,3 +414,33 @@ def test_tls_cert_reload_new_connections_only(tmp_path: Path, certs: CertFiles):
     with pytest.raises(TLSConfigError):
         holder.reload_if_changed()
     assert holder.context is current
+
+
+@pytest.fixture(scope="module")
+def client_hello(certs: CertFiles) -> bytes:
+    client = Client(client_context(certs, ["h2", "http/1.1"]))
+    client.handshake_step()
+    return client.out.read()
+
+
+# A mutated SNI that is not ASCII makes Python's SNI hook print an
+# "unraisable" traceback before OpenSSL fails the handshake; that is expected.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_tls_mutated_client_hello_gives_only_tls_error(
+    server_ctx: ssl.SSLContext, client_hello: bytes
+) -> None:
+    rnd = random.Random(11)
+    failures = 0
+    for _ in range(400):
+        data = bytearray(client_hello)
+        for _ in range(rnd.randint(1, 4)):
+            data[rnd.randrange(len(data))] = rnd.randrange(256)
+        pipe = TLSPipe(server_ctx)
+        try:
+            pipe.feed(bytes(data))
+            pipe.feed(b"")
+        except TLSError as exc:
+            failures += 1
+            assert "\n" not in exc.reason
+            assert pipe.state is TLSState.CLOSED
+    assert failures == 400  # every run ends: bad hello, or EOF mid-handshake
