@@ -415,6 +415,20 @@ class H1Connection:
             self._resp_left = left - len(data)
         return data
 
+    def file_body(self, count: int) -> int:
+        """The driver is about to send ``count`` body bytes itself (static
+        files via sendfile).  Returns how many it may actually send: 0 when
+        the response carries no body (HEAD, 304), else at most what the
+        announced Content-Length still allows."""
+        mode = self._resp_mode
+        if mode == _NONE:
+            return 0
+        if mode != _LENGTH:
+            raise LocalProtocolError("file bodies need a Content-Length")
+        count = min(count, self._resp_left)
+        self._resp_left -= count
+        return count
+
     def end_response(self, data: bytes = b"") -> bytes:
         """Last piece of a streamed response (may be empty)."""
         out = self.send_body(data)

@@ -1,0 +1,168 @@
+"""Response plan for a static file: status, headers and the byte range to
+send.  Nothing here opens or reads the file: the driver sends
+``(offset, count)`` of it zero-copy with the loop's sendfile.
+
+Rules (RFC 9110 sections 13 and 14):
+
+- Validators as nginx makes them: ``ETag: "<mtime hex>-<size hex>"`` and
+  ``Last-Modified`` from the mtime in whole seconds.
+- GET/HEAD with ``If-None-Match`` matching (weak comparison, or ``*``):
+  304.  ``If-Modified-Since`` counts only without ``If-None-Match``: 304
+  when the file is not newer.
+- ``Range`` (GET only): one ``bytes=`` range gives 206 with
+  ``Content-Range``; a range starting at or past the end gives 416 with
+  ``Content-Range: bytes */<size>``; a syntactically bad header is ignored
+  (200).  Several ranges get the whole file with 200: multipart/byteranges
+  is rarely worth its cost, and RFC 9110 lets a server ignore Range.
+  ``If-Range`` that does not match (strong ETag or exact date) also means
+  200 with the whole file.
+
+Driving it: ``p = plan(route.stat, route.path, head.headers, head.method)``
+then ``conn.start_response(p.status, p.headers)``; open ``route.path`` and
+sendfile ``conn.file_body(p.count)`` bytes from ``p.offset``; then
+``conn.end_response()``.
+"""
+
+import os
+from email.utils import formatdate, mktime_tz, parsedate_tz
+
+from askr.http.mime import content_type
+
+
+class StaticPlan:
+    """What to answer: ``status``, ``headers`` (``b"Name: value"`` lines,
+    Content-Length included) and ``count`` bytes from ``offset``."""
+
+    __slots__ = ("count", "headers", "offset", "status")
+
+    def __init__(self, status: int, headers: list[bytes], offset: int = 0,
+                 count: int = 0) -> None:
+        self.status = status
+        self.headers = headers
+        self.offset = offset
+        self.count = count
+
+    def __repr__(self) -> str:
+        return f"StaticPlan({self.status}, offset={self.offset}, count={self.count})"
+
+
+_http_dates: dict[int, bytes] = {}
+
+
+def http_date(seconds: int) -> bytes:
+    """IMF-fixdate of ``seconds``; a pure function, so cached (bounded)."""
+    text = _http_dates.get(seconds)
+    if text is None:
+        if len(_http_dates) > 1024:
+            _http_dates.clear()
+        text = _http_dates[seconds] = formatdate(seconds, usegmt=True).encode()
+    return text
+
+
+def _parse_date(value: bytes) -> int | None:
+    try:
+        parts = parsedate_tz(value.decode("latin-1"))
+        return None if parts is None else mktime_tz(parts)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _etag_matches(value: bytes, etag: bytes) -> bool:
+    """Weak comparison against an If-None-Match list."""
+    if value.strip() == b"*":
+        return True
+    for tag in value.split(b","):
+        tag = tag.strip()
+        if tag[:2] == b"W/":
+            tag = tag[2:]
+        if tag == etag:
+            return True
+    return False
+
+
+def _parse_range(value: bytes, size: int) -> tuple[int, int] | str | None:
+    """``(first, last)`` of a single satisfiable range, "unsatisfiable",
+    "many", or None when the header is not a byte range we understand."""
+    unit, eq, spec = value.partition(b"=")
+    if not eq or unit.strip().lower() != b"bytes":
+        return None
+    if b"," in spec:
+        return "many"
+    first, dash, last = spec.strip().partition(b"-")
+    if not dash:
+        return None
+    if not first:
+        if not last.isdigit():
+            return None
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            return "unsatisfiable"
+        return max(0, size - suffix), size - 1
+    if not first.isdigit() or (last and not last.isdigit()):
+        return None
+    start = int(first)
+    if last and int(last) < start:
+        return None
+    if start >= size:
+        return "unsatisfiable"
+    end = int(last) if last else size - 1
+    return start, min(end, size - 1)
+
+
+def plan(st: os.stat_result, path: str, headers: list[tuple[bytes, bytes]],
+         method: str = "GET") -> StaticPlan:
+    """The answer to a GET/HEAD of the file ``path`` with stat ``st``;
+    ``headers`` are the request headers (lower-cased names)."""
+    size = st.st_size
+    mtime = int(st.st_mtime)
+    etag = b'"%x-%x"' % (mtime, size)
+    validators = [b"ETag: " + etag, b"Last-Modified: " + http_date(mtime)]
+
+    inm = ims = rng = if_range = None
+    for name, value in headers:
+        if name[:3] == b"if-" or name == b"range":
+            if name == b"if-none-match":
+                inm = value
+            elif name == b"if-modified-since":
+                ims = value
+            elif name == b"range":
+                rng = value
+            elif name == b"if-range":
+                if_range = value
+
+    if inm is not None:
+        if _etag_matches(inm, etag):
+            return StaticPlan(304, validators)
+    elif ims is not None:
+        since = _parse_date(ims)
+        if since is not None and mtime <= since:
+            return StaticPlan(304, validators)
+
+    common = [b"Content-Type: " + content_type(path), *validators,
+              b"Accept-Ranges: bytes"]
+    if rng is not None and method == "GET" and _if_range_ok(if_range, etag,
+                                                            mtime):
+        wanted = _parse_range(rng, size)
+        if wanted == "unsatisfiable":
+            return StaticPlan(416, [*validators, b"Content-Range: bytes */%d" % size,
+                                    b"Content-Length: 0"])
+        if type(wanted) is tuple:
+            first, last = wanted
+            count = last - first + 1
+            common.append(b"Content-Range: bytes %d-%d/%d" % (first, last, size))
+            common.append(b"Content-Length: %d" % count)
+            return StaticPlan(206, common, first, count)
+
+    common.append(b"Content-Length: %d" % size)
+    return StaticPlan(200, common, 0, size if method != "HEAD" else 0)
+
+
+def _if_range_ok(if_range: bytes | None, etag: bytes, mtime: int) -> bool:
+    if if_range is None:
+        return True
+    value = if_range.strip()
+    if value[:1] == b'"':
+        return value == etag
+    if value[:2] == b"W/":
+        return False  # weak tags never validate a range
+    return _parse_date(value) == mtime
