@@ -28,8 +28,25 @@ serve, keeps serving streams up to it and refuses newer ones.  The h2
 library treats any GOAWAY it sends as the end of the connection, so this
 GOAWAY frame is serialized here and queued ahead of h2's own output.
 
-After a ``ConnectionClosed`` event the driver sends ``data_to_send()`` and
-closes; queued work for the connection can be dropped.
+Driving it (askr/connection.py does this)::
+
+    conn = H2Server()
+    send(conn.data_to_send())                 # our SETTINGS, at once
+    for ev in conn.feed(data, now):
+        RequestReceived  -> route it (ev.stream_id, ev.method, ev.target,
+                            ev.headers with host from :authority)
+        BodyReceived     -> keep ev.data for that stream
+        RequestEnded     -> queue the stream's PHP request; when it runs,
+                            job.send maps to conn.send(stream_id, status,
+                            headers, data, last) (False: client gone)
+        StreamReset      -> drop the stream's queued request
+        ConnectionClosed -> send conn.data_to_send(), then close
+    send(conn.data_to_send())                 # after every feed and send
+    conn.buffered      -> response bytes waiting for window (backpressure)
+    conn.drain()       -> on SIGTERM; close when conn.finished
+
+After a ``ConnectionClosed`` event queued work for the connection can be
+dropped.
 """
 
 from __future__ import annotations
@@ -206,9 +223,10 @@ class H2Server:
             },
         )
         # h2 applies the advertised size only once the client acknowledges
-        # our SETTINGS; enforce it from the first HEADERS frame instead.
+        # our SETTINGS; enforce it from the first HEADERS frame instead.  (A
+        # header block split into CONTINUATION frames is bounded by h2's
+        # frame buffer: 64 frames.)
         self._conn.decoder.max_header_list_size = max_header_list_size
-        self._conn.incoming_buffer.max_header_list_size = max_header_list_size
         self._conn.initiate_connection()
 
         self.auto_ack = auto_ack
@@ -252,7 +270,7 @@ class H2Server:
         if isinstance(ev, h2.events.RequestReceived):
             self._on_request(ev, now, out)
 
-        elif getattr(ev, "stream_id", 0) and self._refused(ev.stream_id):
+        elif self._refused(getattr(ev, "stream_id", 0) or 0):
             return
 
         elif isinstance(ev, h2.events.DataReceived):

@@ -29,6 +29,19 @@ record (first byte 0x16).  If the first byte is an ASCII capital letter the
 client most likely spoke HTTP ("GET / ..."): like nginx (its internal status
 497), we answer a cleartext ``400`` that says so, then close.
 
+Driving it::
+
+    pipe = TLSPipe(reloadable.context)
+    try:
+        plain, out = pipe.feed(data)          # data == b"" at EOF
+    except TLSError as err:
+        log one line with err.reason; send err.to_send; close
+    send(out); if pipe.alpn was just set, pick h2 or http/1.1
+    (askr.http.negotiate.from_alpn); give plain to that protocol
+    send(pipe.wrap(response_bytes))
+    on our close: send(pipe.close()), then close the socket
+    pipe.state is TLSState.CLOSED -> close after sending
+
 Copies: ``feed()`` hands the caller's bytes straight to the BIO, and reads
 plaintext in large chunks that are joined only when there is more than one.
 """
