@@ -1,0 +1,622 @@
+"""The glue of a worker: the loop's events in, HTTP and PHP in between.
+
+Theory of operation
+-------------------
+Facts.  A worker runs one PHP request at a time, synchronously, on the same
+thread as its event loop: while PHP runs, no completion is reaped.  The
+loop (askr.uring) moves bytes and knows nothing of HTTP; the protocol
+objects (askr.http, askr.tls) turn bytes into events and back and know
+nothing of sockets; the bridge (askr.php) runs a job and calls
+``job.send`` with the response.  This module is the only one that sees all
+three.
+
+Strategy.  ``Server.next_job()`` runs the loop until a PHP request is
+complete (head and whole body), then returns it as a ``Job``; the caller
+(askr.worker) hands it to the bridge, in classic mode with
+``run_script(job)``, in worker mode from inside ``askr_handle_request``.
+Everything else happens between two PHP requests, inside ``next_job``:
+accepting, parsing, buffering bodies, answering static files and errors,
+flushing responses, timeouts.
+
+- Accepting is gated: the worker accepts only while it is waiting in the
+  loop, never while PHP runs, so that idle workers take new connections
+  (``set_accepting``).  With a single worker there is nobody to leave them
+  to, and the gate stays open.
+- Request bodies are buffered before PHP starts, like nginx does for
+  php-fpm: in memory up to ``SPOOL_AT``, then in an unlinked temporary file
+  whose descriptor the bridge reads in C.  A slow uploader then costs a
+  socket, not a PHP worker, and no body is ever held whole in Python.
+- A response PHP produces in one piece (the usual case) is framed once and
+  queued with one ``send``; the loop writes it after PHP returns.  A
+  response PHP streams (``flush()``, large output, ``fastcgi_finish_
+  request()``) is written with ``send_sync`` while PHP waits, which keeps
+  memory bounded for a slow reader, as a blocking FastCGI write would.
+- Requests on one connection are answered in order; the HTTP/1.1 object
+  releases the next pipelined request only after the current response is
+  out (``EV_SENT``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections import deque
+from typing import Any
+
+from askr.http import docroot, h1, static
+from askr.php import environ
+from askr.uring import EV_ACCEPT, EV_DATA, EV_EOF, EV_ERROR, EV_SENT
+
+log = logging.getLogger("askr.worker")
+access_log = logging.getLogger("askr.access")
+
+# Bodies up to this size stay in memory; larger ones go to a temp file.
+# nginx's client_body_buffer_size is 8-16k; PHP copies the body once more
+# anyway, so a little more memory saves a file for typical forms and JSON.
+SPOOL_AT = 256 * 1024
+
+# Connections are swept for timeouts this often; a timeout fires at most
+# this late.  A heap would be exact, but per-request timer updates cost
+# more than one pass a second over a few hundred connections.
+SWEEP_EVERY = 0.5
+
+SERVER_SOFTWARE = "Askr"
+
+
+class Limits:
+    """The per-connection limits and timeouts, from the config."""
+
+    def __init__(self, cfg: Any = None) -> None:
+        server = getattr(cfg, "server", None)
+        self.max_body_size = _get(server, "max_body_size", h1.MAX_BODY_SIZE)
+        self.header_timeout = float(_get(server, "header_timeout", 10.0))
+        self.keepalive_timeout = float(_get(server, "keepalive_timeout", 75.0))
+        self.body_timeout = float(_get(server, "body_timeout", 60.0))
+        self.send_timeout = float(_get(server, "send_timeout", 60.0))
+        self.https = bool(_get(server, "https", False))
+
+
+def _get(section: Any, name: str, default: Any) -> Any:
+    value = getattr(section, name, None) if section is not None else None
+    return default if value is None else value
+
+
+class Listener:
+    """A listening socket this worker inherited, and what it serves."""
+
+    def __init__(self, sock: Any, tls_context: Any = None) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.tls_context = tls_context
+        self.port = sock.getsockname()[1]
+
+
+class Job:
+    """One PHP request, as the bridge sees it (docs/DESIGN.md)."""
+
+    __slots__ = ("body", "body_fd", "conn", "env", "head_sent", "method",
+                 "started", "status", "target", "bytes_out", "spool", "done")
+
+    def __init__(self, conn: "HttpConn", env: list, body: bytes,
+                 spool: Any, method: str, target: bytes) -> None:
+        self.conn = conn
+        self.env = env
+        self.body = body
+        self.spool = spool
+        self.body_fd = spool.fileno() if spool is not None else -1
+        self.method = method
+        self.target = target
+        self.started = time.monotonic()
+        self.head_sent = False
+        self.status = 0
+        self.bytes_out = 0
+        self.done = False
+
+    def send(self, status: int, headers: list[bytes] | None, data: bytes,
+             last: bool) -> bool:
+        """Called by the bridge; see docs/DESIGN.md.  Never raises: an
+        exception here would unwind into C."""
+        try:
+            return self._send(status, headers, data, last)
+        except Exception:
+            log.exception("response of %s %r failed", self.method, self.target)
+            self.conn.abort()
+            if last:
+                self._finish(status or 500)
+            return False
+
+    def _send(self, status: int, headers: list[bytes] | None, data: bytes,
+              last: bool) -> bool:
+        conn = self.conn
+        if self.done:
+            return False
+        if conn.closed:
+            if last:
+                self._finish(status)
+            return False
+
+        proto = conn.proto
+        self.bytes_out += len(data)
+        if last and not self.head_sent:
+            # The usual case: the whole response in one piece, queued now
+            # and written by the loop once PHP has returned.
+            self.status = status
+            conn.write(proto.simple_response(status, headers or [], data))
+            self._finish(status)
+            return True
+
+        parts = []
+        if not self.head_sent:
+            self.head_sent = True
+            self.status = status
+            parts.append(proto.start_response(status, headers or []))
+        if last:
+            parts.append(proto.end_response(data))
+        elif data:
+            parts.append(proto.send_body(data))
+        ok = conn.write_now(b"".join(parts))
+        if last:
+            self._finish(self.status)
+        return ok and not conn.closed
+
+    def next_job(self) -> "Job | None":
+        """Worker mode: the bridge asks the finished request for the next
+        one (docs/DESIGN.md).  Never raises into C."""
+        try:
+            return self.conn.server.next_job()
+        except Exception:
+            log.exception("worker loop failed; stopping this worker")
+            return None
+
+    def _finish(self, status: int) -> None:
+        self.done = True
+        if self.spool is not None:
+            self.spool.close()
+            self.spool = None
+        self.conn.server.job_finished(self, status)
+        self.conn.response_queued()
+
+
+class HttpConn:
+    """One client connection speaking HTTP/1.1 (possibly over TLS)."""
+
+    def __init__(self, server: "Server", fd: int, peer: tuple[str, int],
+                 local: tuple[str, int], tls: Any = None) -> None:
+        self.server = server
+        self.fd = fd
+        self.peer = peer
+        self.local = local
+        self.tls = tls
+        self.proto = h1.H1Connection(
+            max_body_size=server.limits.max_body_size)
+        self.closed = False
+        self.paused = False
+        self.close_when_sent = False
+        self.awaiting_sent = False
+        self.deadline = 0.0
+        self.timer_kind: str | None = None
+        self._reset_request()
+        self._arm_timer(time.monotonic())
+
+    def _reset_request(self) -> None:
+        self.head: h1.RequestReceived | None = None
+        self.route: Any = None
+        self.body: list[bytes] = []
+        self.body_size = 0
+        self.spool: Any = None
+        self.static_file: Any = None
+
+    # -- bytes in ------------------------------------------------------
+
+    def on_data(self, data: bytes) -> None:
+        if self.tls is not None:
+            data = self._tls_in(data)
+            if not data or self.closed:
+                return
+        self.handle(self.proto.receive_data(data))
+
+    def on_eof(self) -> None:
+        self.handle(self.proto.receive_eof())
+        if not self.closed and self.head is None and not self.awaiting_sent:
+            self.close()
+
+    def _tls_in(self, data: bytes) -> bytes:
+        from askr.tls.pipe import TLSError
+
+        try:
+            plain, out = self.tls.feed(data)
+        except TLSError as exc:
+            log.info("tls: %s:%d: %s", self.peer[0], self.peer[1], exc)
+            reply = exc.to_send
+            if reply:
+                self.server.backend.send(self.fd, reply)
+                self.close_when_sent = True
+                self.awaiting_sent = True
+            else:
+                self.close()
+            return b""
+        if out:
+            self.server.backend.send(self.fd, out)
+        return plain
+
+    def handle(self, events: list) -> None:
+        for ev in events:
+            if self.closed:
+                return
+            kind = type(ev)
+            if kind is h1.BodyReceived:
+                self._body(ev.data)
+            elif kind is h1.RequestReceived:
+                self._head(ev)
+            elif kind is h1.RequestEnded:
+                self._ended()
+            elif kind is h1.ProtocolFailed:
+                log.info("http: %s:%d: %d %s", self.peer[0], self.peer[1],
+                         ev.status, ev.reason)
+                self.server.count_error(ev.status)
+                self.write(ev.response)
+                self.close_when_sent = True
+            else:  # ConnectionClosed
+                self.close()
+        self._flow()
+
+    def _flow(self) -> None:
+        if self.closed:
+            return
+        want_pause = self.proto.pause_reading
+        if want_pause != self.paused:
+            self.paused = want_pause
+            if want_pause:
+                self.server.backend.pause(self.fd)
+            else:
+                self.server.backend.resume(self.fd)
+        if self.proto.timer_kind != self.timer_kind:
+            self._arm_timer(time.monotonic())
+
+    def _head(self, ev: h1.RequestReceived) -> None:
+        self.head = ev
+        self.route = route = docroot.resolve(self.server.root, ev.target)
+        if route.kind == "php" and ev.expects_continue:
+            self.write(self.proto.continue_bytes())
+
+    def _body(self, data: bytes) -> None:
+        if self.route is None or self.route.kind != "php":
+            return
+        self.body_size += len(data)
+        if self.spool is not None:
+            self.spool.write(data)
+            return
+        self.body.append(data)
+        if self.body_size > SPOOL_AT:
+            self.spool = tempfile.TemporaryFile(
+                prefix="askr-body-", dir=self.server.spool_dir)
+            self.spool.write(b"".join(self.body))
+            self.body = []
+
+    def _ended(self) -> None:
+        route = self.route
+        if route.kind == "php":
+            self.server.ready.append(self._job())
+        elif route.kind == "static":
+            self._static()
+        elif route.kind == "redirect":
+            self._redirect(route.location)
+        else:
+            self._refuse(route.status)
+
+    # -- answers that need no PHP ---------------------------------------
+
+    def _refuse(self, status: int) -> None:
+        body = b"%d %s\n" % (status, h1.status_line(status)[13:])
+        self.server.count_error(status)
+        self.write(self.proto.simple_response(
+            status, [b"Content-Type: text/plain; charset=utf-8"], body))
+        self.server.access(self, status, len(body), 0.0)
+        self.response_queued()
+
+    def _redirect(self, location: bytes) -> None:
+        body = b"301 Moved Permanently\n"
+        self.write(self.proto.simple_response(
+            301, [b"Location: " + location,
+                  b"Content-Type: text/plain; charset=utf-8"], body))
+        self.server.access(self, 301, len(body), 0.0)
+        self.response_queued()
+
+    def _static(self) -> None:
+        head = self.head
+        plan = static.plan(self.route, head.method, head.headers)
+        if plan.count and head.method != "HEAD":
+            out = self.proto.start_response(plan.status, plan.headers)
+            self.write(out)
+            self.static_file = open(self.route.path, "rb")
+            self.server.backend.sendfile(self.fd, self.static_file.fileno(),
+                                         plan.offset, plan.count)
+            self.proto.body_sent(plan.count)
+            self.proto.end_response()
+        else:
+            self.write(self.proto.simple_response(plan.status, plan.headers,
+                                                  b""))
+        self.server.access(self, plan.status, plan.count, 0.0)
+        self.response_queued()
+
+    # -- PHP -------------------------------------------------------------
+
+    def _job(self) -> Job:
+        head, route, server = self.head, self.route, self.server
+        https = self.tls is not None or server.limits.https
+        env = environ.build(
+            method=head.method, target=head.target,
+            protocol="HTTP/" + head.version, headers=head.headers,
+            client=self.peer, server=self.local,
+            server_name=server.server_name, https=https,
+            document_root=server.root, script_name=route.script_name,
+            script_filename=route.script_filename,
+            path_info=route.path_info, request_time=time.time(),
+            software=SERVER_SOFTWARE)
+        spool = self.spool
+        if spool is not None:
+            spool.seek(0)
+        job = Job(self, env, b"".join(self.body), spool, head.method,
+                  head.target)
+        self.spool = None
+        self.body = []
+        return job
+
+    # -- bytes out -------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        """Queue bytes; the loop writes them when it next runs."""
+        if self.closed or not data:
+            return
+        if self.tls is not None:
+            data = self.tls.wrap(data)
+        self.awaiting_sent = True
+        self.server.backend.send(self.fd, data)
+
+    def write_now(self, data: bytes) -> bool:
+        """Write while PHP runs (streamed output); False if the client is
+        gone or too slow for the send timeout."""
+        if self.closed:
+            return False
+        if self.tls is not None:
+            data = self.tls.wrap(data)
+        ok = self.server.backend.send_sync(self.fd, data,
+                                           self.server.limits.send_timeout)
+        if not ok:
+            self.abort()
+        return ok
+
+    def response_queued(self) -> None:
+        """The current response is framed and handed to the loop."""
+        if self.proto.closing:
+            self.close_when_sent = True
+        self._reset_request()
+        if not self.awaiting_sent:
+            self.on_sent()
+
+    def on_sent(self) -> None:
+        """Everything queued so far is written."""
+        self.awaiting_sent = False
+        if self.static_file is not None:
+            self.static_file.close()
+            self.static_file = None
+        if self.closed:
+            return
+        if self.close_when_sent:
+            self.close()
+            return
+        if self.head is None and not self.server.ready_has(self):
+            # Between requests: the next pipelined one, if any, comes now.
+            self.handle(self.proto.next_events())
+            if self.server.draining and self.head is None and not self.closed:
+                self.close()
+
+    # -- timers and closing ------------------------------------------------
+
+    def _arm_timer(self, now: float) -> None:
+        kind = self.proto.timer_kind
+        self.timer_kind = kind
+        limits = self.server.limits
+        if kind == "idle":
+            self.deadline = now + limits.keepalive_timeout
+        elif kind == "head":
+            self.deadline = now + limits.header_timeout
+        elif kind == "body":
+            self.deadline = now + limits.body_timeout
+        else:
+            self.deadline = 0.0
+
+    def check_timer(self, now: float) -> None:
+        if self.deadline and now >= self.deadline and not self.closed:
+            out = self.proto.timeout_fired()
+            log.info("http: %s:%d: %s timeout", self.peer[0], self.peer[1],
+                     self.timer_kind)
+            if out:
+                self.write(out)
+                self.close_when_sent = True
+                self.deadline = 0.0
+            else:
+                self.close()
+
+    def abort(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.spool is not None:
+            self.spool.close()
+            self.spool = None
+        if self.static_file is not None:
+            self.static_file.close()
+            self.static_file = None
+        self.server.forget(self)
+
+
+class Server:
+    """The per-worker connection table, job queue and loop driver."""
+
+    def __init__(self, backend: Any, listeners: list[Listener], *,
+                 root: str, limits: Limits, gate_accept: bool,
+                 server_name: str = "localhost", spool_dir: str | None = None,
+                 on_finished: Any = None, access_log_on: bool = True,
+                 worker_id: int = 0) -> None:
+        self.backend = backend
+        self.listeners = {lst.port: lst for lst in listeners}
+        self.root = root
+        self.limits = limits
+        self.gate_accept = gate_accept
+        self.server_name = server_name
+        self.spool_dir = spool_dir or tempfile.gettempdir()
+        self.on_finished = on_finished
+        self.access_log_on = access_log_on
+        self.worker_id = worker_id
+        self.conns: dict[int, HttpConn] = {}
+        self.ready: deque[Job] = deque()
+        self.draining = False
+        self.accepting = False
+        self.requests = 0
+        self.errors5xx = 0
+        self.next_sweep = 0.0
+        for lst in listeners:
+            backend.add_listener(lst.fd)
+
+    # -- the loop --------------------------------------------------------
+
+    def next_job(self) -> Job | None:
+        """Run the loop until a PHP request is ready; None when drained."""
+        backend = self.backend
+        while True:
+            while self.ready:
+                job = self.ready.popleft()
+                if job.conn.closed:
+                    continue
+                if self.gate_accept and self.accepting:
+                    backend.set_accepting(False)
+                    self.accepting = False
+                return job
+
+            if self.draining and not self.conns:
+                return None
+
+            want = not self.draining
+            if want != self.accepting:
+                backend.set_accepting(want)
+                self.accepting = want
+
+            now = time.monotonic()
+            events = backend.wait(max(0.0, min(SWEEP_EVERY,
+                                               self.next_sweep - now)))
+            if events:
+                self.dispatch(events)
+            now = time.monotonic()
+            if now >= self.next_sweep:
+                self.next_sweep = now + SWEEP_EVERY
+                self.sweep(now)
+            self.idle_hook()
+
+    def idle_hook(self) -> None:
+        """Called once per loop pass; the worker overrides it (signals,
+        stats to the master)."""
+
+    def dispatch(self, events: list) -> None:
+        conns = self.conns
+        for kind, fd, value in events:
+            if kind == EV_DATA:
+                conn = conns.get(fd)
+                if conn is not None:
+                    conn.on_data(value)
+            elif kind == EV_SENT:
+                conn = conns.get(fd)
+                if conn is not None:
+                    conn.on_sent()
+            elif kind == EV_ACCEPT:
+                self._accepted(fd, value)
+            elif kind == EV_EOF:
+                conn = conns.get(fd)
+                if conn is not None:
+                    conn.on_eof()
+            elif kind == EV_ERROR:
+                conn = conns.get(fd)
+                if conn is not None:
+                    log.debug("connection %s:%d: errno %s", conn.peer[0],
+                              conn.peer[1], value)
+                    conn.close()
+
+    def _accepted(self, fd: int, addrs: tuple) -> None:
+        peer_host, peer_port, local_host, local_port = addrs
+        if self.draining:
+            os.close(fd)
+            return
+        listener = self.listeners.get(local_port)
+        tls = None
+        if listener is not None and listener.tls_context is not None:
+            from askr.tls.pipe import TLSPipe
+
+            tls = TLSPipe(listener.tls_context)
+        conn = HttpConn(self, fd, (peer_host, peer_port),
+                        (local_host, local_port), tls)
+        self.conns[fd] = conn
+        self.backend.watch(fd)
+
+    def sweep(self, now: float) -> None:
+        for conn in list(self.conns.values()):
+            conn.check_timer(now)
+
+    # -- bookkeeping ---------------------------------------------------
+
+    def ready_has(self, conn: HttpConn) -> bool:
+        return any(job.conn is conn for job in self.ready)
+
+    def forget(self, conn: HttpConn) -> None:
+        if self.conns.pop(conn.fd, None) is not None:
+            self.backend.close(conn.fd)
+
+    def job_finished(self, job: Job, status: int) -> None:
+        self.requests += 1
+        if status >= 500:
+            self.errors5xx += 1
+        elapsed = time.monotonic() - job.started
+        self.access(job.conn, status, job.bytes_out, elapsed, job)
+        if self.on_finished is not None:
+            self.on_finished(job, status, elapsed)
+
+    def count_error(self, status: int) -> None:
+        if status >= 500:
+            self.errors5xx += 1
+
+    def access(self, conn: HttpConn, status: int, size: int,
+               elapsed: float, job: Job | None = None) -> None:
+        if not self.access_log_on:
+            return
+        head = conn.head
+        if job is not None:
+            method, target = job.method, job.target
+        elif head is not None:
+            method, target = head.method, head.target
+        else:
+            method, target = "-", b"-"
+        access_log.info("%s %s %s %d %d %.1fms w%d", conn.peer[0], method,
+                        target.decode("latin-1"), status, size,
+                        elapsed * 1000, self.worker_id)
+
+    def drain(self) -> None:
+        """Stop accepting; finish what is in flight; close idle
+        keep-alive connections.  next_job() returns None when done."""
+        if self.draining:
+            return
+        self.draining = True
+        for conn in list(self.conns.values()):
+            conn.proto.disable_keep_alive()
+            idle = (conn.head is None and not conn.awaiting_sent
+                    and not self.ready_has(conn))
+            if idle:
+                conn.close()
+
+    def shutdown(self) -> None:
+        for conn in list(self.conns.values()):
+            conn.close()
+        self.backend.shutdown()

@@ -1,0 +1,235 @@
+"""One worker process: an event loop and an embedded PHP interpreter.
+
+Which side of fork() each step runs on: the master binds the sockets and
+forks; everything here runs in the child, after the fork.  The io_uring
+ring is created here (a ring must not be shared between processes) and so
+is PHP (module start-up after the fork means a reloaded worker never runs
+bytecode that opcache cached for the previous code, and a symlinked root
+is resolved afresh by the master for each generation).
+
+Classic mode: ``next_job()`` -> ``bridge.run_script(job)``, repeated.
+Worker mode: ``bridge.run_worker(boot)`` runs the worker script once; the
+script calls ``askr_handle_request()``, which calls ``boot.next_job()``,
+which runs the loop until the next request.  A fatal error in the script
+ends that request with a 500 and the script is started again; a script
+that dies before serving anything is a boot failure, reported with its
+own exit code so the master backs off instead of fork-looping.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+from askr import control, errors
+from askr.connection import Limits, Listener, Server
+
+log = logging.getLogger("askr.worker")
+php_log = logging.getLogger("askr.php")
+
+# Stats go to the master at most this often; each packet is a syscall.
+STATS_EVERY = 0.25
+
+
+class WorkerServer(Server):
+    """The connection server plus what a supervised process adds: signals,
+    the control channel and the request quota."""
+
+    def __init__(self, *args: Any, spec: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spec = spec
+        self.stop_reason: str | None = None
+        self.stop_requested = False
+        self.last_stats = 0.0
+        self.busy_since: float | None = None
+        self.durations: list[float] = []
+
+    def next_job(self):  # type: ignore[override]
+        self.busy_since = None
+        job = super().next_job()
+        if job is not None:
+            self.busy_since = time.time()
+            self.report(force=False)
+        return job
+
+    def idle_hook(self) -> None:
+        if self.stop_requested and not self.draining:
+            self.stop("drain")
+        self.report(force=False)
+
+    def stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            log.info("worker %d draining: %s", os.getpid(), reason)
+            if self.spec is not None and self.spec.control is not None:
+                control.exiting(self.spec.control, reason)
+        self.drain()
+
+    def on_request(self, job: Any, status: int, elapsed: float) -> None:
+        self.durations.append(elapsed)
+        quota = self.spec.max_requests if self.spec is not None else 0
+        if quota and self.requests >= quota:
+            self.stop("max_requests")
+
+    def report(self, force: bool) -> None:
+        spec = self.spec
+        if spec is None or spec.control is None:
+            return
+        now = time.monotonic()
+        if not force and now - self.last_stats < STATS_EVERY:
+            return
+        self.last_stats = now
+        durations, self.durations = self.durations[-500:], []
+        control.stats(spec.control, requests=self.requests,
+                      errors5xx=self.errors5xx, rss=control.rss_bytes(),
+                      busy_since=self.busy_since, durations=durations)
+
+
+class BootJob:
+    """The long-lived job that runs the worker-mode script."""
+
+    body = b""
+    body_fd = -1
+
+    def __init__(self, server: WorkerServer, env: list, on_boot: Any) -> None:
+        self.server = server
+        self.env = env
+        self.on_boot = on_boot
+        self.booted = False
+
+    def send(self, status: int, headers: Any, data: bytes, last: bool) -> bool:
+        # Output outside any request (echo while booting) has no client.
+        if data:
+            php_log.info("worker script output outside a request: %r",
+                         data[:200])
+        return True
+
+    def next_job(self):
+        try:
+            if not self.booted:
+                self.booted = True
+                self.on_boot()
+            return self.server.next_job()
+        except Exception:
+            log.exception("worker loop failed; stopping this worker")
+            return None
+
+
+def _php_logger(level: int, message: str) -> None:
+    php_log.log(level, "%s", message.rstrip())
+
+
+def _tls_context(cfg: Any) -> Any:
+    tls = getattr(cfg, "tls", None)
+    if tls is None or not tls.cert:
+        return None
+    from askr.tls.context import build_context
+
+    return build_context(tls.cert, tls.key)
+
+
+def _boot_env(script: str, root: str, app_base: str | None) -> list:
+    env = [(k.encode(), v.encode(errors="surrogateescape"))
+           for k, v in os.environ.items() if not k.startswith("ASKR_")]
+    env += [
+        (b"SCRIPT_FILENAME", script.encode()),
+        (b"SCRIPT_NAME", os.path.basename(script).encode()),
+        (b"PHP_SELF", os.path.basename(script).encode()),
+        (b"DOCUMENT_ROOT", root.encode()),
+        (b"ASKR_APP_BASE", (app_base or os.path.dirname(script)).encode()),
+        (b"ASKR_WORKER", b"1"),
+    ]
+    return env
+
+
+def main(spec: Any) -> int:
+    """Worker target for the supervisor; returns the exit code."""
+    from askr.php import bridge
+    from askr.uring import open_backend
+
+    cfg = spec.config
+    server_cfg = cfg.server
+    root = os.path.realpath(spec.code or server_cfg.root)
+
+    try:
+        backend = open_backend(server_cfg.io)
+    except OSError as exc:
+        log.error("worker %d: io backend %s unusable: %s", os.getpid(),
+                  server_cfg.io, exc)
+        return errors.RING_SETUP_FAILED
+
+    try:
+        bridge.startup(cfg.worker.ini or "", _php_logger)
+    except Exception as exc:
+        log.error("worker %d: PHP start-up failed: %s", os.getpid(), exc)
+        return errors.PHP_INIT_FAILED
+    if server_cfg.request_timeout:
+        bridge.set_request_timeout(float(server_cfg.request_timeout))
+
+    tls_context = _tls_context(cfg)
+    listeners = [Listener(s) for s in spec.listeners]
+    listeners += [Listener(s, tls_context) for s in spec.tls_listeners]
+    server = WorkerServer(
+        backend, listeners, root=root, limits=Limits(cfg),
+        gate_accept=int(server_cfg.workers or 1) > 1,
+        access_log_on=bool(cfg.log.access), worker_id=spec.index, spec=spec)
+    server.on_finished = server.on_request
+
+    def on_term(signum: int, frame: Any) -> None:
+        server.stop_requested = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    log.info("worker %d: %s mode, io %s, root %s", os.getpid(), cfg.mode,
+             backend.name, root)
+
+    def ready() -> None:
+        control.ready(spec.control)
+
+    try:
+        if cfg.worker.script:
+            code = _run_worker_mode(bridge, server, cfg, root, ready)
+        else:
+            ready()
+            while (job := server.next_job()) is not None:
+                bridge.run_script(job)
+            code = errors.OK
+    finally:
+        server.report(force=True)
+        server.shutdown()
+        bridge.shutdown()
+    return code
+
+
+# A script that keeps dying right after start is not restarted forever.
+RESTART_LIMIT = 20
+
+
+def _run_worker_mode(bridge: Any, server: WorkerServer, cfg: Any, root: str,
+                     ready: Any) -> int:
+    script = os.path.realpath(cfg.worker.script)
+    boot = BootJob(server, _boot_env(script, root, cfg.worker.app_base), ready)
+    restarts = 0
+    while True:
+        served_before = server.requests
+        outcome = bridge.run_worker(boot)
+        if server.draining and not server.conns and not server.ready:
+            return errors.OK
+        if not boot.booted:
+            log.error("worker script %s ended (%s) before serving; "
+                      "boot failed", script, outcome)
+            return errors.WORKER_BOOT_FAILED
+        if outcome != "fatal":
+            # The script returned on its own: let the master replace us.
+            log.warning("worker script %s returned (%s); worker exits",
+                        script, outcome)
+            server.stop("script returned")
+            server.report(force=True)
+            return errors.OK
+        restarts = restarts + 1 if server.requests == served_before else 0
+        if restarts > RESTART_LIMIT:
+            log.error("worker script %s keeps failing; worker exits", script)
+            return errors.WORKER_BOOT_FAILED
+        log.warning("worker script %s restarted after a fatal error", script)
