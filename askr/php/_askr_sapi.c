@@ -80,6 +80,11 @@ static const char askr_ini_defaults[] =
 #define ASKR_FATAL_ERRORS \
     (E_ERROR | E_CORE_ERROR | E_COMPILE_ERROR | E_PARSE)
 
+/* Errors after which php_error_cb() aborts the script (an uncaught
+ * exception is reported as E_ERROR too). */
+#define ASKR_ABORTING_ERRORS \
+    (ASKR_FATAL_ERRORS | E_USER_ERROR | E_RECOVERABLE_ERROR)
+
 /* ---- per-request context (reached through SG(server_context)) -------- */
 
 typedef struct {
@@ -273,6 +278,19 @@ static void req_send(askr_request *r, int last)
     if (!ok && !r->aborted) {
         r->aborted = 1;
         PG(connection_status) |= PHP_CONNECTION_ABORTED;
+    }
+}
+
+/* PHP only switches to 500 on a fatal error while its headers are not
+ * "sent"; with output_buffering=0 that is after the first echo.  Nothing
+ * has reached the client until the first send, so the 500 applies then. */
+static void status_after_script(askr_request *r)
+{
+    if (EG(exit_status) == 255 && (PG(last_error_type) & ASKR_ABORTING_ERRORS)) {
+        r->fatal = 1;
+        if (!r->headers_given) {
+            r->status = 500;
+        }
     }
 }
 
@@ -630,6 +648,7 @@ PHP_FUNCTION(fastcgi_finish_request)
 }
 
 static void worker_end(askr_request *r);
+static void clear_last_error(void);
 static int worker_begin(askr_request *r);
 
 static zend_module_entry *find_module(const char *name)
@@ -1150,6 +1169,10 @@ int askr_run_script(void *job, const char *env, size_t env_len,
         return -2;
     }
     register_std_constants();
+    /* neither is reset by PHP between requests; status_after_script()
+     * reads both */
+    clear_last_error();
+    EG(exit_status) = 0;
 
     zend_file_handle fh;
     zend_stream_init_filename(&fh, r->script ? r->script : "");
@@ -1161,11 +1184,15 @@ int askr_run_script(void *job, const char *env, size_t env_len,
                  sizeof("No input file specified.\n") - 1);
     } else {
         php_execute_script(&fh);
+        status_after_script(r);
     }
     zend_destroy_file_handle(&fh);
 
     php_request_shutdown(NULL);
     timer_disarm();
+    if (r->fatal && !r->headers_given) {
+        r->status = 500;
+    }
     if (wall_timed_out) {
         r->status = r->headers_given ? r->status : 504;
     }
