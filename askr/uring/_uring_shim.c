@@ -91,6 +91,7 @@ static inline void ud_decode(uint64_t ud, int *op, int *fd)
 #define F_ACCEPT_ARMED 8
 #define F_SEND_ARMED 16
 #define F_PAUSED 32
+#define F_CLOSING 64      /* cancelled for close: finish, never re-arm */
 
 #define MAX_LISTENERS 64
 #define ADDR_SLOT 128     /* arena bytes per sockaddr in an accept event */
@@ -612,7 +613,7 @@ int askr_cancel_fd(askr_ring *r, int fd)
 
     if (!f)
         return 0;
-    f->flags &= ~(F_WATCHED | F_PAUSED);
+    f->flags = (f->flags & ~(F_WATCHED | F_PAUSED)) | F_CLOSING;
     if (!f->inflight)
         return 0;
     sqe = get_sqe(r);
@@ -761,7 +762,11 @@ static int on_send(askr_ring *r, struct batch *b, int fd,
     if (res > 0) {
         f->sdone += res;
         r->st_bytes_out += res;
-        if (f->sdone < f->slen) {
+        /* A cancelled send that had made progress completes with its byte
+         * count, not -ECANCELED: when closing, it must not be re-armed. */
+        if (f->sdone < f->slen && (f->flags & F_CLOSING))
+            res = -ECANCELED;
+        else if (f->sdone < f->slen) {
             r->st_partial_sends++;   /* the rest goes out with the next wait */
             if (arm_send(r, fd, f) == 0)
                 return 0;
