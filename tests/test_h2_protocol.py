@@ -294,6 +294,23 @@ def test_h2_client_reset_drops_pending_response() -> None:
     assert pair.server.send(sid, 200, None, b"more", True) is False
 
 
+def test_h2_server_reset_aborts_one_stream() -> None:
+    pair = Pair()
+    a, b = pair.request(b"/a"), pair.request(b"/b")
+    pair.to_server()
+    assert pair.server.send(a, 200, [], b"partial", False)
+    pair.server.reset(a)
+    assert pair.server.send(a, 200, None, b"rest", True) is False
+    assert pair.server.send(b, 200, [], b"fine", True)
+
+    events = pair.to_client()
+    resets = [e for e in events if isinstance(e, h2.events.StreamReset)]
+    assert [(r.stream_id, r.error_code) for r in resets] == [
+        (a, ErrorCodes.INTERNAL_ERROR)
+    ]
+    assert collect(events)[b]["body"] == b"fine"
+
+
 # -- abuse limits -----------------------------------------------------------------
 
 

@@ -170,7 +170,12 @@ def exchange(client: Client, pipe: TLSPipe, request: bytes, reply: bytes) -> byt
 
 @pytest.mark.parametrize(
     "offer,expected",
-    [(["h2", "http/1.1"], "h2"), (["http/1.1"], "http/1.1"), (None, None)],
+    [
+        (["h2", "http/1.1"], "h2"),
+        (["http/1.1"], "http/1.1"),
+        (["spdy/3", "h3"], None),  # no overlap: go on without ALPN
+        (None, None),
+    ],
 )
 def test_tls_handshake_selects_alpn(
     certs: CertFiles, server_ctx: ssl.SSLContext, offer: list[str] | None,
