@@ -88,15 +88,29 @@ class Pool:
     next_spawn: float = 0.0
     ever_ready: bool = False
 
-    def quota(self, index: int) -> int:
-        """This worker's own max_requests, staggered by index."""
+    def jitter(self) -> int:
+        if self.max_requests_jitter is None:
+            return self.max_requests // 5
+        return self.max_requests_jitter
+
+    def quota(self, index: int, remaining: list[int] | None = None) -> int:
+        """This worker's own max_requests.
+
+        At start the quotas are spread by index.  A successor gets the
+        quota in [max_requests, max_requests + jitter] farthest from what
+        its siblings have left (``remaining``), so workers that happened to
+        drift into step do not recycle together.
+        """
         if self.max_requests <= 0:
             return 0
-        jitter = self.max_requests_jitter
-        if jitter is None:
-            jitter = self.max_requests // 5
-        step = max(1, jitter // max(1, self.count))
-        return self.max_requests + index * step
+        jitter = self.jitter()
+        if not remaining:
+            step = max(1, jitter // max(1, self.count))
+            return self.max_requests + index * step
+
+        candidates = range(self.max_requests, self.max_requests + jitter + 1)
+        return max(candidates,
+                   key=lambda q: min(abs(q - r) for r in remaining))
 
 
 @dataclass
@@ -450,7 +464,10 @@ class Supervisor:
     def spawn(self, pool: Pool, index: int, generation: Generation) -> Worker:
         """Fork one worker; the child runs ``pool.target`` and never returns."""
         master_end, worker_end = control.channel()
-        quota = pool.quota(index)
+        siblings = [w for w in self.workers.values()
+                    if w.pool is pool and w.state is not State.DRAINING]
+        remaining = [max(0, w.quota - w.requests) for w in siblings if w.quota]
+        quota = pool.quota(index, remaining if self.announced_ready else None)
         web = pool.kind == "web"
         spec = WorkerSpec(
             pool=pool.name, index=index, generation=generation.number,

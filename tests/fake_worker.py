@@ -11,7 +11,8 @@ can "deploy" broken code the way an operator would:
     FAIL_ALL     answer every request with 500
     BOOT_DELAY   seconds to sleep before ready (float)
 
-Routes: GET / -> "gen=<..> pid=<pid>"; GET /slow?s=2 sleeps; GET /fail ->
+Routes: GET / -> "gen=<..> pid=<pid>"; GET /slow?s=2 sleeps (sending
+stats meanwhile); GET /sleep?ms=10 sleeps and answers like /; GET /fail ->
 500; POST /upload reads the body slowly and echoes its length;
 GET /grow?mb=N keeps N MiB allocated (for the memory limit).
 
@@ -259,6 +260,9 @@ class FakeWorker:
                 self.flush_stats(force=True)
                 time.sleep(0.02)
             return 200, f"slow done gen={self.version()} pid={os.getpid()}\n"
+        if path == "/sleep" and method == "GET":
+            time.sleep(int(query.get("ms", ["10"])[0]) / 1000)
+            return 200, f"gen={self.version()} pid={os.getpid()}\n"
         if path == "/fail":
             return 500, "failing on purpose\n"
         if path == "/upload" and method == "POST":

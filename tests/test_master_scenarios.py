@@ -9,6 +9,7 @@ Responses carry "gen=<release name>" so a test can tell old code from new.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -184,24 +185,50 @@ def test_master_canary_healthy_rolls_the_rest(start_master, deployment):
     assert generations(load)[-1] == "v2"
 
 
+def recycle_windows(log: str) -> list[tuple[float, float]]:
+    """(exiting, successor ready) times of every max_requests recycle."""
+    stamp = r"^\S+ (\d+):(\d+):(\d+),(\d+) "
+
+    def seconds(match: re.Match) -> float:
+        h, m, s, ms = (int(g) for g in match.groups()[:4])
+        return h * 3600 + m * 60 + s + ms / 1000
+
+    windows = []
+    lines = log.splitlines()
+    for i, line in enumerate(lines):
+        exiting = re.match(stamp + r".*worker exiting pid=\d+ "
+                           r"reason=max_requests", line)
+        if not exiting:
+            continue
+        for later in lines[i + 1:]:
+            ready = re.match(stamp + r".*worker ready ", later)
+            if ready:
+                windows.append((seconds(exiting), seconds(ready)))
+                break
+    return windows
+
+
 def test_master_max_requests_recycles_one_worker_at_a_time(start_master):
-    master = start_master(workers=3, max_requests=15, max_requests_jitter=15)
+    master = start_master(workers=3, max_requests=25, max_requests_jitter=24)
     quotas = sorted(w["max_requests"] for w in master.status()["workers"])
-    assert quotas == [15, 20, 25]
+    assert quotas == [25, 33, 41]
 
     low_water = []
-    with Load(master.listen, new_conns=2, keepalive=1) as load:
+    with Load(master.listen, new_conns=3, keepalive=0,
+              path="/sleep?ms=15") as load:
         deadline = time.monotonic() + 20
-        while load.count() < 200 and time.monotonic() < deadline:
+        while load.count() < 300 and time.monotonic() < deadline:
             low_water.append(master.status()["workers_alive"])
             time.sleep(0.02)
 
     assert load.failures == []
-    assert load.count() >= 200
+    assert load.count() >= 300
     served_by = {body.split("pid=")[1] for _, _, body in load.results}
-    assert len(served_by) >= 6        # every worker recycled at least once
-    assert master.log().count("reason=max_requests") >= 3
-    # Staggered quotas: there was never a moment without a ready worker.
+    assert len(served_by) >= 9        # every worker recycled at least twice
+    windows = sorted(recycle_windows(master.log()))
+    assert len(windows) >= 6
+    for (_, first_ready), (second_exiting, _) in itertools.pairwise(windows):
+        assert first_ready <= second_exiting, windows
     assert min(low_water) >= 2
 
 
