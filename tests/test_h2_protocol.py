@@ -145,6 +145,26 @@ def test_h2_request_body_and_trailers_ignored() -> None:
     assert (b":status", b"201") in got["headers"]
 
 
+def test_h2_expect_100_continue() -> None:
+    pair = Pair()
+    sid = pair.request(
+        b"/up", b"PUT", extra=[(b"expect", b"100-continue")], end=False
+    )
+    req = pair.to_server()[0]
+    assert isinstance(req, RequestReceived) and req.expects_continue
+    pair.server.send_continue(sid)
+    informational = [
+        e for e in pair.to_client()
+        if isinstance(e, h2.events.InformationalResponseReceived)
+    ]
+    assert informational and dict(informational[0].headers)[b":status"] == b"100"
+
+    pair.client.send_data(sid, b"body", end_stream=True)
+    assert [type(e) for e in pair.to_server()] == [BodyReceived, RequestEnded]
+    assert pair.server.send(sid, 204, [], b"", True)
+    assert collect(pair.to_client())[sid]["ended"]
+
+
 def test_h2_body_is_acknowledged_for_flow_control() -> None:
     pair = Pair()
     sid = pair.request(b"/big", b"POST", end=False)

@@ -110,6 +110,7 @@ class RequestReceived:
     scheme: bytes
     end: bool  # True when the HEADERS frame ended the stream (no body)
     content_length: int | None = None
+    expects_continue: bool = False  # answer with send_continue() first
     version: str = "2.0"  # for SERVER_PROTOCOL "HTTP/2.0", as nginx reports
 
 
@@ -331,6 +332,7 @@ class H2Server:
 
         method = target = scheme = authority = b""
         content_length: int | None = None
+        expects_continue = False
         headers: list[tuple[bytes, bytes]] = []
         cookies: list[bytes] = []
         for name, value in ev.headers:
@@ -350,6 +352,8 @@ class H2Server:
             else:
                 if name == b"content-length" and value.isdigit():
                     content_length = int(value)
+                elif name == b"expect" and value.lower() == b"100-continue":
+                    expects_continue = True
                 headers.append((name, value))
 
         # :authority replaces Host (RFC 9113 8.3.1); PHP reads HTTP_HOST.
@@ -366,7 +370,7 @@ class H2Server:
         out.append(
             RequestReceived(
                 sid, method.decode("latin-1"), target, headers, scheme, ended,
-                content_length,
+                content_length, expects_continue and not ended,
             )
         )
 
@@ -435,6 +439,12 @@ class H2Server:
             self._streams.pop(stream_id, None)
             return False
         return True
+
+    def send_continue(self, stream_id: int) -> None:
+        """Send ``100 Continue`` to a client waiting before its body."""
+        st = self._streams.get(stream_id)
+        if st is not None and not st.headers_sent and not self.closed:
+            self._conn.send_headers(stream_id, [(b":status", b"100")])
 
     def reset(
         self, stream_id: int, error_code: int = ErrorCodes.INTERNAL_ERROR
