@@ -36,7 +36,9 @@ Driving it (askr/connection.py does this)::
                                conn.simple_response(status, lines, body), or
                                conn.start_response(status, lines),
                                conn.send_body(data)..., conn.end_response()
-                             each returning the bytes to send
+                             each returning the bytes to send (a static
+                             file: start_response, then sendfile
+                             conn.file_body(count) bytes, end_response)
         ProtocolFailed    -> send ev.response (unless a response already
                              started), then close
         ConnectionClosed  -> peer went away mid-request: close
@@ -195,6 +197,7 @@ def date_line() -> bytes:
 
 _DROP = frozenset((b"content-length", b"transfer-encoding", b"connection",
                    b"keep-alive"))
+_WATCH_NAME_LENGTHS = frozenset(len(n) for n in (*_DROP, b"date", b"server"))
 # Request header names that need a look beyond being stored.
 _REQ_SPECIAL = frozenset((b"host", b"content-length", b"transfer-encoding",
                           b"expect"))
@@ -472,36 +475,37 @@ class H1Connection:
         """Status line plus the app's headers minus framing; also returns
         the app's Content-Length and whether the app asked to close."""
         lines = [status_line(status)]
+        append = lines.append
         given_length = None
-        close = False
-        low = b"\n".join(headers).lower()
+        close = have_date = have_server = False
 
-        if b"\r" in low or low.count(b"\n") != len(headers) - 1:
+        blob = b"".join(headers)
+        if b"\n" in blob or b"\r" in blob:
             # A header line with CR/LF would let the app split the response.
             headers = [h for h in headers if b"\r" not in h and b"\n" not in h]
-            low = b"\n".join(headers).lower()
 
-        if (b"content-length" in low or b"transfer-encoding" in low
-                or b"connection" in low or b"keep-alive" in low):
-            for h in headers:
-                colon = h.find(b":")
-                name = h[:colon].lower()
-                if name not in _DROP:
-                    if colon > 0:
-                        lines.append(h)
-                    continue
+        for h in headers:
+            # Only names as long as the ones we care about get split.
+            colon = h.find(b":")
+            if colon not in _WATCH_NAME_LENGTHS:
+                if colon > 0:
+                    append(h)
+                continue
+            name = h[:colon].lower()
+            if name == b"date":
+                have_date = True
+            elif name == b"server":
+                have_server = True
+            elif name in _DROP:
                 value = h[colon + 1:].strip()
                 if name == b"content-length":
                     if value.isdigit():
                         given_length = int(value)
                 elif name == b"connection":
                     close = close or b"close" in value.lower()
-        else:
-            lines.extend(headers)
+                continue
+            append(h)
 
-        low = b"\n" + low
-        have_date = b"\ndate:" in low
-        have_server = b"\nserver:" in low
         if not have_date:
             lines.append(date_line())
         if not have_server and self._server_line:
