@@ -239,6 +239,7 @@ class Supervisor:
         self.workers: dict[int, Worker] = {}
         self.selector = selectors.DefaultSelector()
         self.signals: list[int] = []
+        self.saved_handlers: dict[int, Any] = {}
         self.wakeup: tuple[int, int] | None = None
         self.admin: admin.AdminServer | None = None
         self.metrics = Metrics(self.workers_alive)
@@ -264,11 +265,9 @@ class Supervisor:
         """Bind, install signal handling, then fork the first workers."""
         if not self.listeners and any(p.kind == "web" for p in self.pools):
             for text in self.settings.listen:
-                self.listeners.append(
-                    bind_listener(text, self.settings.backlog))
+                self.listeners.append(self._bind(text))
             for text in self.settings.tls_listen:
-                self.tls_listeners.append(
-                    bind_listener(text, self.settings.backlog))
+                self.tls_listeners.append(self._bind(text))
         for sock in self.listeners:
             logger.info("listening address=%s", format_address(sock))
         for sock in self.tls_listeners:
@@ -276,8 +275,15 @@ class Supervisor:
 
         if self.settings.admin_listen:
             host, port = parse_address(self.settings.admin_listen)
-            sock = admin.bind(host, port,
-                              allow_public=self.settings.admin_allow_public)
+            try:
+                sock = admin.bind(host, port,
+                                  allow_public=self.settings.admin_allow_public)
+            except ValueError as exc:
+                raise errors.HaltServer(str(exc), errors.CONFIG_INVALID) from exc
+            except OSError as exc:
+                raise errors.HaltServer(
+                    f"cannot bind admin {self.settings.admin_listen}: {exc}",
+                    errors.BIND_FAILED) from exc
             self.admin = admin.AdminServer(sock, self, self.selector)
             logger.info("admin listening address=%s", format_address(sock))
 
@@ -289,6 +295,13 @@ class Supervisor:
         if self.on_bound:
             self.on_bound(self.addresses())
         self._maintain(time.monotonic())
+
+    def _bind(self, text: str) -> socket.socket:
+        try:
+            return bind_listener(text, self.settings.backlog)
+        except (OSError, ValueError) as exc:
+            raise errors.HaltServer(f"cannot listen on {text}: {exc}",
+                                    errors.BIND_FAILED) from exc
 
     def addresses(self) -> dict[str, Any]:
         return {
@@ -304,7 +317,9 @@ class Supervisor:
         signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
         self.selector.register(read_fd, selectors.EVENT_READ, self._drain_wakeup)
         for name in SIGNALS:
-            signal.signal(getattr(signal, name), self._enqueue_signal)
+            signum = getattr(signal, name)
+            self.saved_handlers[signum] = signal.signal(signum,
+                                                        self._enqueue_signal)
 
     def _enqueue_signal(self, signum: int, frame: object) -> None:
         """Signal handler: only enqueue; the main loop does the work."""
@@ -321,7 +336,12 @@ class Supervisor:
     # ------------------------------------------------------------- main loop
 
     def run(self) -> int:
-        self.start()
+        try:
+            self.start()
+        except errors.HaltServer as exc:
+            logger.critical("master cannot start: %s", exc.reason)
+            self._close()
+            return exc.exit_code
         try:
             while self.exit_code is None:
                 self.run_once()
@@ -451,12 +471,14 @@ class Supervisor:
             sock.close()
         if self.admin:
             self.admin.close()
-        signal.set_wakeup_fd(-1)
-        for name in SIGNALS:
-            signal.signal(getattr(signal, name), signal.SIG_DFL)
         if self.wakeup:
+            signal.set_wakeup_fd(-1)
             for fd in self.wakeup:
                 os.close(fd)
+            self.wakeup = None
+        for signum, handler in self.saved_handlers.items():
+            signal.signal(signum, handler)
+        self.saved_handlers = {}
         self.selector.close()
 
     # ------------------------------------------------------------ processes
