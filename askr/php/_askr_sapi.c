@@ -117,6 +117,7 @@ typedef struct {
     int finished;      /* send(last=1) done; later output discarded */
     int aborted;       /* client gone */
     int fatal;         /* a fatal error was raised in this request */
+    int failed;        /* answer 500 if nothing was sent yet */
     int discard;       /* no job: drop output (worker between requests) */
     const char *script;
 } askr_request;
@@ -221,6 +222,7 @@ static int req_load(askr_request *r, void *job, const char *env, size_t env_len,
     r->finished = 0;
     r->aborted = 0;
     r->fatal = 0;
+    r->failed = 0;
     r->discard = (job == NULL);
     r->script = env_get(r, "SCRIPT_FILENAME");
     return 0;
@@ -258,8 +260,12 @@ static void req_send(askr_request *r, int last)
     if (r->discard || r->finished || !r->job) {
         return;
     }
-    if (wall_timed_out && !r->headers_given) {
-        r->status = 504;
+    if (!r->headers_given) {
+        if (wall_timed_out) {
+            r->status = 504;
+        } else if (r->failed) {
+            r->status = 500;
+        }
     }
     const char *h = NULL;
     size_t hl = 0;
@@ -288,9 +294,7 @@ static void status_after_script(askr_request *r)
 {
     if (EG(exit_status) == 255 && (PG(last_error_type) & ASKR_ABORTING_ERRORS)) {
         r->fatal = 1;
-        if (!r->headers_given) {
-            r->status = 500;
-        }
+        r->failed = 1;
     }
 }
 
@@ -817,7 +821,6 @@ static int worker_begin(askr_request *r)
     cur = r;
     fill_request_info(r);
     zend_try {
-        php_output_activate();
         PG(header_is_being_sent) = 0;
         PG(connection_status) = PHP_CONNECTION_NORMAL;
         sapi_activate();
@@ -872,10 +875,13 @@ static void worker_end(askr_request *r)
 
     req_finish(r);
 
-    /* output handler stack and "headers sent" state */
+    /* output handler stack and "headers sent" state; a fresh, active
+     * output layer takes what the script prints between requests (the
+     * idle context drops it: an inactive layer would write to fd 1) */
     zend_try {
         php_output_deactivate();
     } zend_end_try();
+    php_output_activate();
 
     /* ini_set() changes, putenv() changes, error_get_last() */
     zend_try {
@@ -972,9 +978,7 @@ PHP_FUNCTION(askr_handle_request)
             }
             if (EG(exception)) {
                 zend_exception_error(EG(exception), E_ERROR);
-                if (!SG(headers_sent)) {
-                    SG(sapi_headers).http_response_code = 500;
-                }
+                req_main.failed = 1;
             }
             zend_clear_exception();
             req_main.fatal = 0;
@@ -986,14 +990,16 @@ PHP_FUNCTION(askr_handle_request)
          * the engine stack is gone, so finish this response, then let the
          * bailout continue to php_execute_script(); run_worker reports
          * "fatal" and the caller restarts the script. */
-        if (!req_main.headers_given) {
-            req_main.status = wall_timed_out ? 504 : 500;
-            req_main.headers_ready = 1;
-            req_main.hdrs_len = 0;
-        }
+        req_main.failed = 1;
         worker_fatal = 1;
+        timer_disarm();
         zend_try {
-            php_output_discard_all();
+            php_output_end_all();
+        } zend_end_try();
+        zend_try {
+            if (!SG(headers_sent)) {
+                php_header();
+            }
         } zend_end_try();
         req_finish(&req_main);
         handlers_restore(&snap);
@@ -1190,11 +1196,8 @@ int askr_run_script(void *job, const char *env, size_t env_len,
 
     php_request_shutdown(NULL);
     timer_disarm();
-    if (r->fatal && !r->headers_given) {
-        r->status = 500;
-    }
-    if (wall_timed_out) {
-        r->status = r->headers_given ? r->status : 504;
+    if (r->fatal) {
+        r->failed = 1;
     }
     req_finish(r);
     wall_timed_out = 0;
