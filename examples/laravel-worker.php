@@ -104,15 +104,13 @@ function askr_reset_request_state(
         $store->flush();
     }
 
-    // Authentication: guards cache the user they resolved and the request
-    // they were built with.  Forgetting them makes the next request build
-    // a guard that reads its own session.  'auth.driver' is the default
-    // guard bound as an instance.
-    if ($app->resolved('auth')) {
+    // Authentication: guards cache the user they resolved, their logged-out
+    // flag and the request they were built with.  Forgetting them makes the
+    // next request build a guard that reads its own session.  'auth.driver'
+    // is the default guard bound as an instance.
+    if ($app->resolved('auth') && $app['auth']->hasResolvedGuards()) {
         $app['auth']->forgetGuards();
-        if (method_exists($app['auth'], 'setApplication')) {
-            $app['auth']->setApplication($app);
-        }
+        askr_forget_guard_rebinding($app);
     }
     $app->forgetInstance('auth.driver');
 
@@ -168,6 +166,38 @@ function askr_reset_request_state(
               'cookie', 'url', 'redirect', 'view'] as $abstract) {
         Facade::clearResolvedInstance($abstract);
     }
+}
+
+/**
+ * Drop the container's "request rebound" callbacks that point at auth guards.
+ *
+ * AuthManager builds each session guard with
+ * $app->refresh('request', $guard, 'setRequest'), which appends a callback
+ * holding the guard to the container.  The container has no API to remove
+ * one, so with guards rebuilt for every request the list would grow by one
+ * callback (and one dead guard with its user model) per request: a leak of
+ * about 1 KB per request, and ever more work at each request rebind.  The
+ * callback is a closure whose captured $target is the guard; those are
+ * removed, every other rebinding (URL generator, ...) is kept.  Octane
+ * avoids this by cloning the application per request instead.
+ */
+function askr_forget_guard_rebinding(Illuminate\Foundation\Application $app): void
+{
+    if (! property_exists($app, 'reboundCallbacks')) {
+        return;
+    }
+
+    (function (): void {
+        foreach ($this->reboundCallbacks['request'] ?? [] as $i => $callback) {
+            if (! $callback instanceof Closure) {
+                continue;
+            }
+            $captured = (new ReflectionFunction($callback))->getStaticVariables();
+            if (($captured['target'] ?? null) instanceof Illuminate\Contracts\Auth\Guard) {
+                unset($this->reboundCallbacks['request'][$i]);
+            }
+        }
+    })->call($app);
 }
 
 $askrHandler = static function () use (

@@ -172,3 +172,26 @@ def test_view_shared_data_is_undone(worker):
     assert alice.get("/probe/share?set=alice-data").body.strip() == (
         "probe=alice-data")
     assert bob.get("/probe/share").body.strip() == "probe=none"
+
+
+def test_memory_stays_flat_over_many_requests(worker):
+    """Per-request resets must not leave anything behind that accumulates.
+
+    Rebuilding auth guards for each request used to leave one container
+    callback (holding the dead guard) per request: about 1 KB each.
+    """
+    client, other = lh.Client(worker), lh.Client(worker)
+    client.login("demo@example.com")
+    routes = ["/me", "/session", "/throw", "/blade", "/flash?value=x",
+              "/flash/show", "/locale/fr", "/probe/cookie?set=1"]
+
+    def burst(count: int) -> int:
+        memory = 0
+        for n in range(count):
+            resp = (client if n % 2 else other).get(routes[n % len(routes)])
+            memory = resp.memory
+        return memory
+
+    warm = burst(200)
+    grown = burst(1000) - warm
+    assert grown < 128 * 1024, grown

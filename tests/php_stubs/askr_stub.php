@@ -15,7 +15,7 @@
  *           An empty line or EOF makes askr_handle_request() return false.
  *   stdout: one response per line:
  *           {"status": 200, "headers": [["Name", "value"], ...],
- *            "body": "..."}
+ *            "body": "...", "memory": <memory_get_usage() after the request>}
  *
  * What the stub does NOT emulate: php://input (the body is only available
  * as $_POST) and uploads ($_FILES, since is_uploaded_file() is false in
@@ -121,7 +121,8 @@ if (! function_exists('askr_handle_request')) {
         }
 
         return json_encode(
-            ['status' => $status, 'headers' => $headers, 'body' => $body],
+            ['status' => $status, 'headers' => $headers, 'body' => $body,
+             'memory' => memory_get_usage()],
             JSON_INVALID_UTF8_SUBSTITUTE | JSON_THROW_ON_ERROR
         )."\n";
     }

@@ -78,6 +78,7 @@ class Response:
     status: int
     headers: list[tuple[str, str]]
     body: str
+    memory: int = 0  # worker's memory_get_usage() after the request (stub)
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers:
@@ -115,7 +116,7 @@ class StubWorker:
             raise RuntimeError("worker died: " + self.stop())
         data = json.loads(reply)
         return Response(data["status"], [tuple(h) for h in data["headers"]],
-                        data["body"])
+                        data["body"], data.get("memory", 0))
 
     def stop(self) -> str:
         """End the loop (empty line) and return what the worker logged."""
