@@ -637,7 +637,10 @@ class H1Connection:
         if name == b"host":
             self._hosts += 1
         elif name == b"content-length":
-            self._length = int(value)  # llhttp checked the digits
+            try:
+                self._length = int(value)  # llhttp checked the digits
+            except ValueError:
+                self._refuse(400, "bad Content-Length")
         elif name == b"transfer-encoding":
             self._te = value
         else:
