@@ -52,7 +52,8 @@ JOB_TIMEOUT = 60.0
 
 
 def _load_cases() -> Any:
-    spec = importlib.util.spec_from_file_location("askr_php_corpus", CORPUS / "cases.py")
+    path = CORPUS / "cases.py"
+    spec = importlib.util.spec_from_file_location("askr_php_corpus", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -64,9 +65,22 @@ corpus = _load_cases()
 CASES = corpus.CASES
 
 
-def ini_lines(tmp: Path) -> list[str]:
-    """The ini both sides run with: production-like, every relevant key set."""
-    return [
+OPCACHE_LINES = [
+    "zend_extension=opcache.so",
+    "opcache.enable=1",
+    "opcache.enable_cli=1",
+    "opcache.validate_timestamps=1",
+    "opcache.revalidate_freq=0",
+]
+
+
+def ini_lines(tmp: Path, variant: str = "plain") -> list[str]:
+    """The ini both sides run with: production-like, every relevant key set.
+
+    The "opcache" variant loads OPcache, as production runs, on both sides.
+    """
+    extra = OPCACHE_LINES if variant == "opcache" else []
+    return extra + [
         "expose_php=1",
         "display_errors=0",
         "display_startup_errors=0",
@@ -144,12 +158,14 @@ def parse_cgi_output(raw: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
 # --- preparing requests ---------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("php-diff")
+@pytest.fixture(scope="module", params=["plain", "opcache"])
+def workdir(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    tmp = tmp_path_factory.mktemp("php-diff-" + request.param)
     for sub in ("uploads", "sys", "sessions", "bodies"):
         (tmp / sub).mkdir()
-    (tmp / "php.ini").write_text("\n".join(ini_lines(tmp)) + "\n")
+    (tmp / "php.ini").write_text("\n".join(ini_lines(tmp, request.param)) + "\n")
     return tmp
 
 
@@ -199,7 +215,7 @@ def prepare(case: Any, workdir: Path) -> Prepared:
 
 def run_php_cgi(prep: Prepared, workdir: Path) -> Response:
     args = [PHP_CGI, "-n"]
-    for line in ini_lines(workdir):
+    for line in (workdir / "php.ini").read_text().splitlines():
         args += ["-d", line]
 
     with contextlib.ExitStack() as stack:
@@ -370,6 +386,15 @@ def test_corpus_has_fifty_scripts_all_requested() -> None:
     assert len({case.name for case in CASES}) == len(CASES)
 
 
+def test_ini_variant_really_switches_opcache(workdir: Path, reference: Any) -> None:
+    case = next(c for c in CASES if c.name == "opcache_loaded")
+    with_opcache = "zend_extension=opcache.so" in (workdir / "php.ini").read_text()
+
+    _, ref = reference(case)
+
+    assert ref.body == (b"true true" if with_opcache else b"false false")
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_php_cgi_reference_meets_case_expectations(
     case: Any, reference: Any
@@ -384,7 +409,9 @@ def test_php_cgi_reference_meets_case_expectations(
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_bridge_matches_php_cgi(case: Any, reference: Any, runner: BridgeRunner) -> None:
+def test_bridge_matches_php_cgi(
+    case: Any, reference: Any, runner: BridgeRunner
+) -> None:
     prep, ref = reference(case)
 
     got, sends = run_bridge(runner, case, prep)

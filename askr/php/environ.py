@@ -231,14 +231,14 @@ def build(
     before_client, after_client = _segments(
         document_root, protocol, https, software, server, server_name
     )
-    path_info_b = _enc(path_info) if path_info else b""
-    script_name_b = _enc(script_name)
+    path_info_b = path_info.encode("utf-8", "surrogateescape") if path_info else b""
+    script_name_b = script_name.encode("utf-8", "surrogateescape")
     script_uri = script_name_b + path_info_b
 
     # Order of Debian's snippets/fastcgi-php.conf + fastcgi.conf.
     env = [
         (b"PATH_INFO", path_info_b),
-        (b"SCRIPT_FILENAME", _enc(script_filename)),
+        (b"SCRIPT_FILENAME", script_filename.encode("utf-8", "surrogateescape")),
         (b"QUERY_STRING", query),
         (b"REQUEST_METHOD", _METHODS.get(method) or method.encode("ascii")),
         (b"CONTENT_TYPE", http.get(b"HTTP_CONTENT_TYPE", b"")),
@@ -248,8 +248,8 @@ def build(
         (b"DOCUMENT_URI", script_uri),
     ]
     env += before_client
-    env.append((b"REMOTE_ADDR", client[0].encode("ascii")))
-    env.append((b"REMOTE_PORT", b"%d" % client[1]))
+    env += ((b"REMOTE_ADDR", client[0].encode("ascii")),
+            (b"REMOTE_PORT", b"%d" % client[1]))
     env += after_client
     env += http.items()
 
