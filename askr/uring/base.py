@@ -30,6 +30,7 @@ ACCEPT_PAUSE_ERRNOS = frozenset(
     {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 )
 ACCEPT_PAUSE = 0.1  # seconds; long enough to let a few connections close
+ACCEPT_LOG_EVERY = 10.0  # seconds between two "pausing accepts" warnings
 
 # Files go out in chunks of this size so one static file cannot hold the
 # loop or pin a large buffer.

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 
 from .base import (
+    ACCEPT_LOG_EVERY,
     ACCEPT_PAUSE,
     ACCEPT_PAUSE_ERRNOS,
     EV_ACCEPT,
@@ -105,6 +106,7 @@ class EpollBackend:
         self._registered_listeners: set[int] = set()
         self._accepting = False
         self._accept_retry: dict[int, float] = {}
+        self._accept_logged = -ACCEPT_LOG_EVERY
         self._conns: dict[int, Conn] = {}
         self._pending: list[tuple[int, int, object]] = []
         self._counts: collections.Counter = collections.Counter()
@@ -145,15 +147,19 @@ class EpollBackend:
             return  # another process took it
         except OSError as exc:
             self._counts["accept_errors"] += 1
-            if exc.errno in ACCEPT_PAUSE_ERRNOS:
+            if exc.errno not in ACCEPT_PAUSE_ERRNOS:
+                return  # ECONNABORTED and the like: the next one may work
+            now = time.monotonic()
+            if now - self._accept_logged >= ACCEPT_LOG_EVERY:
+                self._accept_logged = now
                 log.warning(
                     "askr.uring: accept on fd %d failed: %s; pausing accepts %.1fs",
                     lfd,
                     errno.errorcode.get(exc.errno, exc.errno),
                     ACCEPT_PAUSE,
                 )
-                self._unregister_listener(lfd)
-                self._accept_retry[lfd] = time.monotonic() + ACCEPT_PAUSE
+            self._unregister_listener(lfd)
+            self._accept_retry[lfd] = now + ACCEPT_PAUSE
             return
 
         sock.setblocking(False)

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 
 from .base import (
+    ACCEPT_LOG_EVERY,
     ACCEPT_PAUSE,
     ACCEPT_PAUSE_ERRNOS,
     EV_ACCEPT,
@@ -131,6 +132,7 @@ class UringBackend:
         self._listeners: list[int] = []
         self._accepting = False
         self._accept_retry: dict[int, float] = {}
+        self._accept_logged = -ACCEPT_LOG_EVERY
         self._conns: set[int] = set()
         self._paused: dict[int, list[tuple[int, int, object]]] = {}
         self._closing: set[int] = set()
@@ -411,7 +413,7 @@ class UringBackend:
                 if fd in closing:
                     continue
                 ev = (EV_EOF, fd, None) if kind == K_EOF else (EV_ERROR, fd, value)
-                (paused[fd] if fd in paused else out).append(ev)
+                paused.get(fd, out).append(ev)
             elif kind == K_SEND_ERR:
                 if fd not in closing:
                     self._send_error(fd, value)
@@ -421,7 +423,9 @@ class UringBackend:
     def _accept_failed(self, lfd: int, err: int) -> None:
         self._counts["accept_errors"] += 1
         if err in ACCEPT_PAUSE_ERRNOS:
-            if lfd not in self._accept_retry:
+            now = time.monotonic()
+            if now - self._accept_logged >= ACCEPT_LOG_EVERY:
+                self._accept_logged = now
                 log.warning(
                     "askr.uring: accept on fd %d failed: %s; pausing accepts %.1fs",
                     lfd,
