@@ -41,6 +41,7 @@
 #include "zend_exceptions.h"
 #include "zend_ini.h"
 #include "zend_observer.h"
+#include "zend_signal.h"
 #include "ext/standard/head.h"
 #include "ext/standard/basic_functions.h"
 
@@ -1143,6 +1144,16 @@ int askr_startup(const char *ini, size_t ini_len)
         askr_php_wrapper.wops = &askr_php_wops;
         zend_hash_str_update_ptr(wrappers, "php", 3, &askr_php_wrapper);
     }
+
+#ifdef ZEND_SIGNALS
+    /* PHP would re-install its deferring handlers for SIGTERM, SIGINT,
+     * SIGHUP, SIGQUIT, SIGUSR1/2 around every request: 14+ sigaction()
+     * calls per request.  In Askr those signals belong to Python, whose
+     * C-level handlers only set a flag and are safe to run at any time,
+     * so the per-request reset is switched off.  PHP's own SIGPROF
+     * timeout still goes through zend_signal(). */
+    SIGG(reset) = 0;
+#endif
 
     req_idle.discard = 1;
     req_boot.discard = 1;

@@ -79,10 +79,17 @@ def job(
         size += os.path.getsize(body_file)
     if body or body_file or method == "POST":
         env.append(["CONTENT_LENGTH", str(size)])
-        env.append(["CONTENT_TYPE", content_type or "application/x-www-form-urlencoded"])
+        env.append(
+            ["CONTENT_TYPE", content_type or "application/x-www-form-urlencoded"]
+        )
     for k, v in (headers or {}).items():
         env.append(["HTTP_" + k.upper().replace("-", "_"), v])
-    return {"env": env, "body": body, "body_file": body_file, "abort_after": abort_after}
+    return {
+        "env": env,
+        "body": body,
+        "body_file": body_file,
+        "abort_after": abort_after,
+    }
 
 
 def multipart(fields: dict, files: dict, boundary: str = "AskrBoundary42") -> tuple:
