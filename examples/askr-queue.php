@@ -42,6 +42,10 @@ require $askrAppBase.'/vendor/autoload.php';
 /** @var \Illuminate\Foundation\Application $app */
 $app = require $askrAppBase.'/bootstrap/app.php';
 
+// A long-running script: PHP's max_execution_time (if the SAPI's ini
+// sets one) must not cut it off; its own limits end it instead.
+set_time_limit(0);
+
 $kernel = $app->make(ConsoleKernel::class);
 $kernel->bootstrap();
 

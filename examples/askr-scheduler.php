@@ -27,6 +27,7 @@
  * CLI binary on the host.
  */
 
+use Illuminate\Console\Scheduling\ScheduleRunCommand;
 use Illuminate\Contracts\Console\Kernel as ConsoleKernel;
 
 function askr_scheduler_env(string $name, string $default): string
@@ -43,6 +44,10 @@ require $askrAppBase.'/vendor/autoload.php';
 
 /** @var \Illuminate\Foundation\Application $app */
 $app = require $askrAppBase.'/bootstrap/app.php';
+
+// A long-running script: PHP's max_execution_time (if the SAPI's ini
+// sets one) must not cut it off; its own limits end it instead.
+set_time_limit(0);
 
 $kernel = $app->make(ConsoleKernel::class);
 $kernel->bootstrap();
@@ -87,6 +92,13 @@ while (! $shouldStop()) {
     }
 
     try {
+        // A fresh command object for every run: ScheduleRunCommand records
+        // its start time in its constructor (the minute that onOneServer()
+        // locks are keyed on) and keeps an "events ran" flag, and Artisan
+        // would otherwise reuse the first instance for the process's life.
+        if (method_exists($kernel, 'registerCommand')) {
+            $kernel->registerCommand($app->build(ScheduleRunCommand::class));
+        }
         $kernel->call('schedule:run', [], $output);
     } catch (Throwable $e) {
         // One failing run must not end the scheduler: report, go on.

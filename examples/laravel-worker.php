@@ -16,7 +16,7 @@
  * Because the same objects serve many requests, anything Laravel keeps in
  * memory for "the current request" must be put back to its boot-time state
  * after each one, or one user's session, login, cookies or locale would
- * show up in another user's response.  reset_request_state() below does
+ * show up in another user's response.  askr_reset_request_state() does
  * that; each step says what it resets and why.  The list follows the same
  * ground as Laravel Octane's flush listeners, reduced to what applies when
  * the application object itself is reused (Octane clones it per request).
@@ -54,7 +54,7 @@ $kernel = $app->make(HttpKernel::class);
 $kernel->bootstrap();
 
 /*
- * Boot-time snapshots that reset_request_state() restores.  Copies of PHP
+ * Boot-time snapshots that askr_reset_request_state() restores.  Copies of PHP
  * arrays are copy-on-write, so keeping them costs nothing until a request
  * changes the original.
  */
