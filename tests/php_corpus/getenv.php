@@ -1,4 +1,6 @@
 <?php
-foreach (['REQUEST_METHOD', 'SCRIPT_NAME', 'HTTP_X_CUSTOM', 'QUERY_STRING', 'NOT_THERE'] as $n) {
+$names = ['REQUEST_METHOD', 'SCRIPT_NAME', 'HTTP_X_CUSTOM', 'QUERY_STRING',
+          'NOT_THERE'];
+foreach ($names as $n) {
     echo $n, '=', var_export(getenv($n), true), "\n";
 }

@@ -1,2 +1,3 @@
 <?php
-echo count($_GET), ' ', count($_POST), ' last=', var_export(array_key_last($_GET), true);
+echo count($_GET), ' ', count($_POST),
+    ' last=', var_export(array_key_last($_GET), true);

@@ -1,4 +1,5 @@
 <?php
-// "true" only in the opcache ini variant; both sides must agree.
+// "true true" only in the opcache ini variant; both sides must agree.
+$status = function_exists('opcache_get_status') ? @opcache_get_status(false) : false;
 echo var_export(extension_loaded('Zend OPcache'), true), ' ',
-    var_export(function_exists('opcache_get_status') && is_array(@opcache_get_status(false)), true);
+    var_export(is_array($status), true);

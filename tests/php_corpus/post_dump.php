@@ -1,2 +1,3 @@
 <?php
-echo "POST:\n", var_export($_POST, true), "\nREQUEST:\n", var_export($_REQUEST, true), "\n";
+echo "POST:\n", var_export($_POST, true), "\n";
+echo "REQUEST:\n", var_export($_REQUEST, true), "\n";

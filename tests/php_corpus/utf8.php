@@ -1,2 +1,4 @@
 <?php
-echo $_GET['q'] ?? '', ' ', strlen($_GET['q'] ?? ''), ' ', $_SERVER['PATH_INFO'], ' ', strlen($_SERVER['PATH_INFO']);
+$q = $_GET['q'] ?? '';
+$info = $_SERVER['PATH_INFO'];
+echo $q, ' ', strlen($q), ' ', $info, ' ', strlen($info);
