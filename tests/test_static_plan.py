@@ -7,7 +7,7 @@ import pytest
 
 from askr.http.h1 import H1Connection
 from askr.http.mime import content_type
-from askr.http.static import http_date, plan
+from askr.http.static import http_date, parse_http_date, plan
 
 MTIME = 1_700_000_000
 SIZE = 1000
@@ -172,3 +172,27 @@ def test_h1_304_has_no_body(st):
     assert head.startswith(b"HTTP/1.1 304 Not Modified\r\n")
     assert b"Content-Length" not in head and b"chunked" not in head
     assert conn.file_body(0) == 0
+
+
+def test_http_date_matches_email_utils():
+    from email.utils import formatdate
+
+    for t in (0, 784111777, MTIME, 2_000_000_000, 951_782_400):
+        assert http_date(t) == formatdate(t, usegmt=True).encode()
+
+
+@pytest.mark.parametrize("value", [
+    b"Sun, 06 Nov 1994 08:49:37 GMT",
+    b"Sunday, 06-Nov-94 08:49:37 GMT",
+    b"Sun Nov  6 08:49:37 1994",
+])
+def test_parse_http_date_three_forms(value):
+    assert parse_http_date(value) == 784111777
+
+
+@pytest.mark.parametrize("value", [
+    b"", b"yesterday", b"Sun, 06 Nov 1994 08:49:37 CET", b"Sun, 32 Nov 1994 08:49:37 GMT",
+    b"Sun, 06 Foo 1994 08:49:37 GMT", b"Sun, 06 Nov 1994 25:49:37 GMT",
+    b"Sun, 06 Nov 1994 08:49 GMT", b"\xff\xfe"])
+def test_parse_http_date_rejects(value):
+    assert parse_http_date(value) is None

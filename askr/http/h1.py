@@ -58,7 +58,6 @@ Connection) are ours: the app's values are read for intent and replaced.
 
 import time
 from collections import deque
-from email.utils import formatdate
 from http import HTTPStatus
 
 import httptools
@@ -181,6 +180,21 @@ def status_line(status: int) -> bytes:
     return line
 
 
+_DAYS = (b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun")
+_MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug",
+           b"Sep", b"Oct", b"Nov", b"Dec")
+
+
+def http_date(seconds: float) -> bytes:
+    """IMF-fixdate (``Sun, 06 Nov 1994 08:49:37 GMT``) of a Unix time.
+    Written here rather than taken from email.utils, which pulls in the
+    socket module."""
+    t = time.gmtime(seconds)
+    return b"%s, %02d %s %04d %02d:%02d:%02d GMT" % (
+        _DAYS[t.tm_wday], t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year,
+        t.tm_hour, t.tm_min, t.tm_sec)
+
+
 _date_second = -1
 _date_line = b""
 
@@ -190,7 +204,7 @@ def date_line() -> bytes:
     global _date_second, _date_line
     now = int(time.time())
     if now != _date_second:
-        _date_line = b"Date: " + formatdate(now, usegmt=True).encode()
+        _date_line = b"Date: " + http_date(now)
         _date_second = now
     return _date_line
 

@@ -23,9 +23,10 @@ sendfile ``conn.file_body(p.count)`` bytes from ``p.offset``; then
 ``conn.end_response()``.
 """
 
+import calendar
 import os
-from email.utils import formatdate, mktime_tz, parsedate_tz
 
+from askr.http.h1 import http_date as _format_date
 from askr.http.mime import content_type
 
 
@@ -55,16 +56,41 @@ def http_date(seconds: int) -> bytes:
     if text is None:
         if len(_http_dates) > 1024:
             _http_dates.clear()
-        text = _http_dates[seconds] = formatdate(seconds, usegmt=True).encode()
+        text = _http_dates[seconds] = _format_date(seconds)
     return text
 
 
-def _parse_date(value: bytes) -> int | None:
-    try:
-        parts = parsedate_tz(value.decode("latin-1"))
-        return None if parts is None else mktime_tz(parts)
-    except (ValueError, OverflowError):
+_MONTH_NUMBERS = {m: i + 1 for i, m in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
+     "nov", "dec"))}
+
+
+def parse_http_date(value: bytes) -> int | None:
+    """Unix time of an HTTP date in any of the three forms RFC 9110 makes
+    recipients accept (IMF-fixdate, RFC 850, asctime); None if invalid."""
+    parts = value.decode("latin-1").replace(",", " ").split()
+    if len(parts) == 6 and parts[5] == "GMT":  # Sun, 06 Nov 1994 08:49:37 GMT
+        day, month, year, clock = parts[1], parts[2], parts[3], parts[4]
+    elif len(parts) == 4 and parts[3] == "GMT":  # Sunday, 06-Nov-94 08:49:37 GMT
+        day, month, year = (parts[1].split("-") + ["", "", ""])[:3]
+        clock = parts[2]
+        if len(year) == 2 and year.isdigit():
+            year = str(2000 + int(year) if int(year) < 70 else 1900 + int(year))
+    elif len(parts) == 5:  # Sun Nov  6 08:49:37 1994
+        month, day, clock, year = parts[1], parts[2], parts[3], parts[4]
+    else:
         return None
+
+    month_number = _MONTH_NUMBERS.get(month.lower())
+    hms = clock.split(":")
+    if (month_number is None or len(hms) != 3 or not day.isdigit()
+            or not year.isdigit() or not all(x.isdigit() for x in hms)):
+        return None
+    hour, minute, second = (int(x) for x in hms)
+    if not (1 <= int(day) <= 31 and hour < 24 and minute < 60 and second < 61):
+        return None
+    return calendar.timegm((int(year), month_number, int(day), hour, minute,
+                            second))
 
 
 def _etag_matches(value: bytes, etag: bytes) -> bool:
@@ -134,7 +160,7 @@ def plan(st: os.stat_result, path: str, headers: list[tuple[bytes, bytes]],
         if _etag_matches(inm, etag):
             return StaticPlan(304, validators)
     elif ims is not None:
-        since = _parse_date(ims)
+        since = parse_http_date(ims)
         if since is not None and mtime <= since:
             return StaticPlan(304, validators)
 
@@ -165,4 +191,4 @@ def _if_range_ok(if_range: bytes | None, etag: bytes, mtime: int) -> bool:
         return value == etag
     if value[:2] == b"W/":
         return False  # weak tags never validate a range
-    return _parse_date(value) == mtime
+    return parse_http_date(value) == mtime
