@@ -135,14 +135,25 @@ function askr_reset_request_state(
 
     // Database: a request that failed inside DB::beginTransaction() must
     // not leave the next request running inside its transaction; the query
-    // log (when enabled) would grow without bound.
+    // log (when enabled) would grow without bound; the "records modified"
+    // flag would keep later requests on the write connection of a
+    // read/write split ('sticky' option).
     if ($app->resolved('db')) {
         foreach ($app['db']->getConnections() as $connection) {
             while ($connection->transactionLevel() > 0) {
                 $connection->rollBack(0);
             }
             $connection->flushQueryLog();
+            if (method_exists($connection, 'forgetRecordModificationState')) {
+                $connection->forgetRecordModificationState();
+            }
         }
+    }
+
+    // The 'array' cache store is documented as lasting one request; in a
+    // worker it would otherwise last the life of the process.
+    if ($app->resolved('cache') && $app['config']->get('cache.stores.array')) {
+        $app['cache']->store('array')->flush();
     }
 
     // Log context added with Log::withContext() belongs to one request.

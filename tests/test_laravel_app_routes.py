@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -164,3 +165,14 @@ def test_probes_show_state_set_in_the_same_request(client):
     assert client.get("/probe/config").json() == {"probe": None}
     assert client.get("/probe/share?set=v3").body.strip() == "probe=v3"
     assert client.get("/probe/share").body.strip() == "probe=none"
+
+
+def test_setup_script_is_idempotent(app, client):
+    again = subprocess.run(["sh", str(lh.SETUP), str(app)], capture_output=True,
+                           text=True, timeout=120, check=False)
+    assert again.returncode == 0, again.stderr
+    assert "ready in" in again.stdout
+    assert lh.sqlite_rows(app, "select count(*) from users") == [(2,)]
+    assert client.get("/db").json()["count"] == 8
+    for cached in ("config.php", "routes-v7.php"):
+        assert (app / "bootstrap" / "cache" / cached).is_file()
