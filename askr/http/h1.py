@@ -21,6 +21,11 @@ failure event is released in order like any other.  Requests that ask for a
 protocol upgrade are served without it and the connection closes after the
 response; the bytes after their head are never parsed (they are not HTTP).
 
+The answering side is a small table (``SERVE_TRANSITIONS``): IDLE ->
+AWAITING_RESPONSE when a head is handed out -> IDLE after
+``simple_response``, or SENDING_BODY after ``start_response`` -> IDLE after
+``end_response``.  Anything else is a driver bug (LocalProtocolError).
+
 Head sizes are counted from the callbacks (URL pieces and whole headers);
 while llhttp holds a header still in progress we add the size of every
 buffer that produced no callback at all, a lower bound that cannot misfire
@@ -56,6 +61,7 @@ hands them over.  Framing headers (Content-Length, Transfer-Encoding,
 Connection) are ours: the app's values are read for intent and replaced.
 """
 
+import enum
 import time
 from collections import deque
 from http import HTTPStatus
@@ -218,6 +224,31 @@ _REQ_SPECIAL = frozenset((b"host", b"content-length", b"transfer-encoding",
 _METHODS = {m.encode(): m for m in
             ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")}
 
+class ServeState(enum.Enum):
+    """Where the connection stands in answering its requests.  Whether it
+    must close afterwards is a separate flag (``closing``): any state can
+    be the last one."""
+
+    IDLE = "idle"  # no request handed out: reading the next one
+    AWAITING_RESPONSE = "awaiting-response"  # a head is out, no answer yet
+    SENDING_BODY = "sending-body"  # a streamed response's head is out
+
+
+# (state, input) -> next state.  A pair not listed is a driver bug: the
+# connection is marked closing, then LocalProtocolError is raised.
+SERVE_TRANSITIONS = {
+    (ServeState.IDLE, "request"): ServeState.AWAITING_RESPONSE,
+    (ServeState.AWAITING_RESPONSE, "simple_response"): ServeState.IDLE,
+    (ServeState.AWAITING_RESPONSE, "start_response"): ServeState.SENDING_BODY,
+    (ServeState.SENDING_BODY, "send_body"): ServeState.SENDING_BODY,
+    (ServeState.SENDING_BODY, "file_body"): ServeState.SENDING_BODY,
+    (ServeState.SENDING_BODY, "end_response"): ServeState.IDLE,
+}
+
+_IDLE = ServeState.IDLE
+_AWAITING = ServeState.AWAITING_RESPONSE
+_SENDING = ServeState.SENDING_BODY
+
 # Response body framing modes.
 _NONE, _LENGTH, _CHUNKED, _EOF = range(4)
 
@@ -259,8 +290,9 @@ class H1Connection:
 
         # Serve side: the request being answered.
         self._serve = 1  # number of the request to answer next
+        self.state = _IDLE
         self._active: RequestReceived | None = None
-        self._resp_mode = -1  # -1: no response started
+        self._resp_mode = _NONE
         self._resp_left = 0
         self._resp_close = False
         self._continue_sent = False
@@ -325,8 +357,9 @@ class H1Connection:
         incomplete, no response yet) or None (we are the slow side)."""
         if self._closing:
             return None
-        if self._active is not None:
-            if self._ended < self._serve and self._resp_mode < 0:
+        state = self.state
+        if state is not _IDLE:
+            if state is _AWAITING and self._ended < self._serve:
                 return "body"
             return None
         if self._queue or self._dead:
@@ -346,9 +379,8 @@ class H1Connection:
     def continue_bytes(self) -> bytes:
         """``100 Continue`` if the current request asked for it and it is
         still useful (no response yet, body not received), else b""."""
-        req = self._active
-        if (req is None or not req.expects_continue or self._continue_sent
-                or self._resp_mode >= 0 or self._ended >= self._serve):
+        if (self.state is not _AWAITING or not self._active.expects_continue
+                or self._continue_sent or self._ended >= self._serve):
             return b""
         self._continue_sent = True
         return CONTINUE
@@ -362,7 +394,7 @@ class H1Connection:
     def simple_response(self, status: int, headers: list[bytes],
                         body: bytes = b"") -> bytes:
         """Whole response in one go; returns its bytes, ends the response."""
-        req = self._begin_response()
+        req = self._begin_response("simple_response")
         lines, given_length, close = self._head_lines(status, headers, req)
 
         if status < 200 or status == 204 or status == 304:
@@ -387,7 +419,7 @@ class H1Connection:
         """Head of a streamed response.  The body then goes through
         ``send_body`` / ``end_response``: Content-Length as the app gave
         it, else chunked (HTTP/1.1) or close-delimited (HTTP/1.0)."""
-        req = self._begin_response()
+        req = self._begin_response("start_response")
         lines, given_length, close = self._head_lines(status, headers, req)
 
         if status < 200 or status == 204 or status == 304:
@@ -409,15 +441,16 @@ class H1Connection:
 
         self._resp_close = self._close_line(lines, close, req)
         self._resp_mode = mode
+        self.state = _SENDING
         lines.append(b"")
         lines.append(b"")
         return b"\r\n".join(lines)
 
     def send_body(self, data: bytes) -> bytes:
         """Frame a piece of a streamed response body."""
+        if self.state is not _SENDING:
+            self._illegal("send_body")
         mode = self._resp_mode
-        if mode < 0:
-            raise LocalProtocolError("send_body before start_response")
         if not data or mode == _NONE:
             return b""
         if mode == _CHUNKED:
@@ -437,6 +470,8 @@ class H1Connection:
         files via sendfile).  Returns how many it may actually send: 0 when
         the response carries no body (HEAD, 304), else at most what the
         announced Content-Length still allows."""
+        if self.state is not _SENDING:
+            self._illegal("file_body")
         mode = self._resp_mode
         if mode == _NONE:
             return 0
@@ -448,6 +483,8 @@ class H1Connection:
 
     def end_response(self, data: bytes = b"") -> bytes:
         """Last piece of a streamed response (may be empty)."""
+        if self.state is not _SENDING:
+            self._illegal("end_response")
         out = self.send_body(data)
         mode = self._resp_mode
         close = self._resp_close
@@ -477,11 +514,16 @@ class H1Connection:
 
     # ------------------------------------------------- response internals
 
-    def _begin_response(self) -> RequestReceived:
-        req = self._active
-        if req is None or self._resp_mode >= 0:
-            raise LocalProtocolError("no request awaits a response")
-        return req
+    def _begin_response(self, name: str) -> RequestReceived:
+        if self.state is not _AWAITING:
+            self._illegal(name)
+        return self._active
+
+    def _illegal(self, name: str) -> None:
+        """A (state, input) pair missing from SERVE_TRANSITIONS."""
+        state = self.state
+        self._close()
+        raise LocalProtocolError(f"{name} while {state.name}")
 
     def _head_lines(self, status: int, headers: list[bytes],
                     req: RequestReceived) -> tuple[list[bytes], int | None,
@@ -539,8 +581,9 @@ class H1Connection:
         return close
 
     def _finish_response(self, close: bool) -> None:
+        self.state = _IDLE
         self._active = None
-        self._resp_mode = -1
+        self._resp_mode = _NONE
         self._resp_close = False
         self._continue_sent = False
         self._serve += 1
@@ -561,6 +604,9 @@ class H1Connection:
         while queue and queue[0][0] <= self._serve:
             ev = queue.popleft()[1]
             if type(ev) is RequestReceived:
+                if self.state is not _IDLE:
+                    self._illegal("request")
+                self.state = _AWAITING
                 self._active = ev
             out.append(ev)
         return out
