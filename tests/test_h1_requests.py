@@ -236,3 +236,14 @@ def test_failure_is_not_a_request():
     conn = H1Connection()
     evs = conn.receive_data(b"BREW /pot HTTP/1.1\r\n\r\n")
     assert len(evs) == 1 and isinstance(evs[0], ProtocolFailed)
+
+
+def test_failure_mid_body_after_response_started_has_no_answer():
+    conn = H1Connection(max_body_size=10)
+    conn.receive_data(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
+    conn.start_response(200, [])
+
+    evs = conn.receive_data(b"20\r\n" + b"x" * 32 + b"\r\n")
+    failed = [e for e in evs if isinstance(e, ProtocolFailed)]
+    assert [e.status for e in failed] == [413]
+    assert failed[0].response == b""

@@ -44,8 +44,8 @@ Driving it (askr/connection.py does this)::
                              each returning the bytes to send (a static
                              file: start_response, then sendfile
                              conn.file_body(count) bytes, end_response)
-        ProtocolFailed    -> send ev.response (unless a response already
-                             started), then close
+        ProtocolFailed    -> send ev.response (b"" when our response had
+                             already started), then close
         ConnectionClosed  -> peer went away mid-request: close
     after a response: if conn.closing, close once the bytes are sent;
                       else handle conn.next_events() the same way
@@ -135,7 +135,8 @@ class RequestEnded:
 
 class ProtocolFailed:
     """The peer broke the protocol.  ``response`` holds the bytes of the
-    error answer (Connection: close); nothing more will be parsed."""
+    error answer (Connection: close), or b"" when a response to the same
+    request had already begun; nothing more will be parsed."""
 
     __slots__ = ("reason", "response", "status")
 
@@ -621,9 +622,13 @@ class H1Connection:
 
     def _failed(self, status: int, reason: str) -> None:
         seq = self._seq_now()
-        self._queue.append(
-            (seq, ProtocolFailed(status, reason,
-                                 self.error_response(status, reason))))
+        if seq == self._serve and self.state is _SENDING:
+            # Our response to this request is already on the wire: an
+            # error answer can no longer be framed, only the close.
+            response = b""
+        else:
+            response = self.error_response(status, reason)
+        self._queue.append((seq, ProtocolFailed(status, reason, response)))
         self._stop_parsing()
 
     def _parse_error(self, exc: Exception) -> None:
