@@ -26,10 +26,14 @@ AWAITING_RESPONSE when a head is handed out -> IDLE after
 ``simple_response``, or SENDING_BODY after ``start_response`` -> IDLE after
 ``end_response``.  Anything else is a driver bug (LocalProtocolError).
 
-Head sizes are counted from the callbacks (URL pieces and whole headers);
-while llhttp holds a header still in progress we add the size of every
-buffer that produced no callback at all, a lower bound that cannot misfire
-on pipelined input yet stops a header trickled in byte by byte.
+Head size.  llhttp reports a header only once it is whole, so a head in
+progress is measured from the outside: every buffer that starts and ends
+inside the same head counts in full.  That is a lower bound (the buffer in
+which the head began is not counted, since it may hold earlier pipelined
+requests), so it never misfires on pipelining, yet a head trickled in
+piece by piece is refused once over the limit.  When a head completes
+inside a buffer that might have pushed it over, its exact size (target
+plus headers) is checked; the URL is checked piece by piece (414).
 
 Driving it (askr/connection.py does this)::
 
