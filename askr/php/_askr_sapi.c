@@ -36,6 +36,7 @@
 #include "php_ini.h"
 #include "php_variables.h"
 #include "php_output.h"
+#include "php_memory_streams.h"
 #include "SAPI.h"
 #include "rfc1867.h"
 #include "zend_exceptions.h"
@@ -252,6 +253,17 @@ static void fill_request_info(askr_request *r)
     }
     /* PHP does not reset the response code between requests itself. */
     SG(sapi_headers).http_response_code = 200;
+}
+
+/* Python frees the env buffer when the call returns. */
+static void forget_request_info(void)
+{
+    SG(request_info).request_method = NULL;
+    SG(request_info).query_string = NULL;
+    SG(request_info).request_uri = NULL;
+    SG(request_info).content_type = NULL;
+    SG(request_info).path_translated = NULL;
+    SG(request_info).cookie_data = NULL;
 }
 
 /* ---- the way out: one send per request in the usual case ------------- */
@@ -814,6 +826,27 @@ static void clear_last_error(void)
     PG(last_error_lineno) = 0;
 }
 
+/* The request body is kept in a temp stream (SG(request_info).
+ * request_body) that PHP never closes itself: a classic request frees it
+ * with the whole resource list at shutdown, a worker would keep one per
+ * request (~700 bytes each) forever.  Streams of that kind that nobody
+ * else holds or has seen are closed after each request. */
+static void release_request_streams(void)
+{
+    int le_stream = php_file_le_stream();
+    zend_resource *res;
+    ZEND_HASH_FOREACH_PTR(&EG(regular_list), res) {
+        if (res->type != le_stream || !res->ptr) {
+            continue;
+        }
+        php_stream *st = (php_stream *)res->ptr;
+        if (st->ops == &php_stream_temp_ops && !st->__exposed
+            && GC_REFCOUNT(res) == 1) {
+            zend_list_delete(res);
+        }
+    } ZEND_HASH_FOREACH_END();
+}
+
 /* Adapted from what php_request_startup() does, minus the parts that
  * would throw away the worker's compiled code and objects. */
 static int worker_begin(askr_request *r)
@@ -897,6 +930,7 @@ static void worker_end(askr_request *r)
     zend_try {
         sapi_deactivate();
     } zend_end_try();
+    release_request_streams();
 
     SG(server_context) = &req_idle;
     cur = &req_idle;
@@ -1215,6 +1249,7 @@ int askr_run_script(void *job, const char *env, size_t env_len,
     cur = &req_idle;
     SG(server_context) = &req_idle;
     r->job = NULL;
+    forget_request_info();
     return 0;
 }
 
@@ -1270,6 +1305,7 @@ int askr_run_worker(askr_job_in *boot)
     SG(server_context) = &req_idle;
     req_main.job = NULL;
     req_boot.job = NULL;
+    forget_request_info();
 
     if (worker_fatal) {
         return 1;

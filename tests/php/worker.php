@@ -62,7 +62,9 @@ $handler = function () use (&$served, $booted) {
             @trigger_error('err-' . $token, E_USER_NOTICE);
             ob_start();
             ob_start();
-            echo json_encode(['before' => $before, 'served' => $served, 'booted' => $booted]);
+            echo json_encode(
+                ['before' => $before, 'served' => $served, 'booted' => $booted]
+            );
             return;
         case 'fatal':
             echo "partial";
@@ -85,15 +87,20 @@ $handler = function () use (&$served, $booted) {
             foreach ($_FILES as $f) {
                 echo "TMP:", $f['tmp_name'], "\n";
                 echo "CONTENT:", file_get_contents($f['tmp_name']), "\n";
-                echo "UPLOADED:", is_uploaded_file($f['tmp_name']) ? 'yes' : 'no', "\n";
+                $ok = is_uploaded_file($f['tmp_name']);
+                echo "UPLOADED:", $ok ? 'yes' : 'no', "\n";
             }
-            echo json_encode(['before' => $before, 'served' => $served, 'booted' => $booted]);
+            echo json_encode(
+                ['before' => $before, 'served' => $served, 'booted' => $booted]
+            );
             return;
         case 'sleep':
             sleep(5);
             return;
         default:
-            echo json_encode(['before' => $before, 'served' => $served, 'booted' => $booted]);
+            echo json_encode(
+                ['before' => $before, 'served' => $served, 'booted' => $booted]
+            );
     }
 };
 
