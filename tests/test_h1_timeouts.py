@@ -65,3 +65,19 @@ def test_body_timer_stops_once_response_started():
     conn.receive_data(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\n\r\nabc")
     conn.start_response(413, [])
     assert conn.timer_kind is None
+
+
+def test_close_frees_parser_without_gc():
+    import gc
+    import weakref
+
+    conn = H1Connection()
+    conn.receive_data(b"GET / HTTP/1.1\r\nHo")
+    ref = weakref.ref(conn)
+    gc.disable()
+    try:
+        conn.close()
+        del conn
+        assert ref() is None
+    finally:
+        gc.enable()

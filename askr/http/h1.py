@@ -59,6 +59,7 @@ Driving it (askr/connection.py does this)::
     conn.timeout_fired()      -> bytes to send (408, or b"" when idle), then
                                  close
     conn.disable_keep_alive() -> the next response says Connection: close
+    conn.close()              -> when the socket closes (frees the parser)
 
 Response headers are ``b"Name: value"`` lines, exactly as the PHP bridge
 hands them over.  Framing headers (Content-Length, Transfer-Encoding,
@@ -389,6 +390,12 @@ class H1Connection:
             return b""
         self._continue_sent = True
         return CONTINUE
+
+    def close(self) -> None:
+        """The driver closed the socket: drop the parser now (it and this
+        object refer to each other, so otherwise only the cyclic GC would
+        free them)."""
+        self._close()
 
     def disable_keep_alive(self) -> None:
         """Answer the next response with Connection: close (draining)."""
