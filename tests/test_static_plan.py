@@ -196,3 +196,10 @@ def test_parse_http_date_three_forms(value):
     b"Sun, 06 Nov 1994 08:49 GMT", b"\xff\xfe"])
 def test_parse_http_date_rejects(value):
     assert parse_http_date(value) is None
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "OPTIONS"])
+def test_other_methods_405(st, method):
+    p = plan(st, "/a.css", [], method)
+    assert (p.status, p.count) == (405, 0)
+    assert hdr(p.headers, b"allow") == b"GET, HEAD"

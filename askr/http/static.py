@@ -2,7 +2,7 @@
 send.  Nothing here opens or reads the file: the driver sends
 ``(offset, count)`` of it zero-copy with the loop's sendfile.
 
-Rules (RFC 9110 sections 13 and 14):
+Rules (RFC 9110 sections 13 and 14), for GET and HEAD (anything else: 405):
 
 - Validators as nginx makes them: ``ETag: "<mtime hex>-<size hex>"`` and
   ``Last-Modified`` from the mtime in whole seconds.
@@ -138,7 +138,11 @@ def _parse_range(value: bytes, size: int) -> tuple[int, int] | str | None:
 def plan(st: os.stat_result, path: str, headers: list[tuple[bytes, bytes]],
          method: str = "GET") -> StaticPlan:
     """The answer to a GET/HEAD of the file ``path`` with stat ``st``;
-    ``headers`` are the request headers (lower-cased names)."""
+    ``headers`` are the request headers (lower-cased names).  Other
+    methods get 405, as nginx answers them for static files."""
+    if method != "GET" and method != "HEAD":
+        return StaticPlan(405, [b"Allow: GET, HEAD", b"Content-Length: 0"])
+
     size = st.st_size
     mtime = int(st.st_mtime)
     etag = b'"%x-%x"' % (mtime, size)
