@@ -173,8 +173,8 @@ def _walk(root: str, segs: list[str]) -> tuple[str, os.stat_result]:
     return path, st
 
 
-def _php(root: str, script_segs: list[str], path_info: str, query: bytes,
-         document_uri: str | None = None) -> Route:
+def _php(root: str, script_segs: list[str], path_info: str,
+         query: bytes) -> Route:
     try:
         _, st = _walk(root, script_segs)
     except _Outside:
@@ -186,14 +186,15 @@ def _php(root: str, script_segs: list[str], path_info: str, query: bytes,
     script_name = "/" + "/".join(script_segs)
     return Route(PHP, script_filename=root + script_name,
                  script_name=script_name, path_info=path_info,
-                 document_uri=document_uri or script_name + path_info,
+                 document_uri=script_name + path_info,
                  query=query)
 
 
 def resolve(root: str, raw_target: bytes, *,
             front_controller: str = "index.php") -> Route:
     """Route ``raw_target`` (the request-target bytes as received) against
-    ``root`` (a real path, no trailing slash needed)."""
+    ``root`` (a real path, no trailing slash needed).  ``front_controller``
+    is the file name, directly in root, that takes every missing path."""
     root = root.rstrip("/")
     split = split_target(raw_target)
     if split is None:
