@@ -35,31 +35,35 @@ def _as_dict(env: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
     return dict(env)
 
 
-def test_environ_simple_get_matches_nginx_fastcgi_php_conf_order() -> None:
-    env = _build(software="nginx/1.22.1")
+def test_environ_simple_get_in_php_fpm_order() -> None:
+    env = _build(
+        software="nginx/1.22.1",
+        headers=[(b"Host", b"example.test:8080"), (b"Accept", b"*/*")],
+    )
 
     assert env == [
-        (b"PATH_INFO", b""),
-        (b"SCRIPT_FILENAME", b"/srv/app/public/index.php"),
-        (b"QUERY_STRING", b"x=1"),
-        (b"REQUEST_METHOD", b"GET"),
-        (b"CONTENT_TYPE", b""),
-        (b"CONTENT_LENGTH", b""),
-        (b"SCRIPT_NAME", b"/index.php"),
-        (b"REQUEST_URI", b"/index.php?x=1"),
-        (b"DOCUMENT_URI", b"/index.php"),
-        (b"DOCUMENT_ROOT", b"/srv/app/public"),
-        (b"SERVER_PROTOCOL", b"HTTP/1.1"),
-        (b"REQUEST_SCHEME", b"http"),
-        (b"GATEWAY_INTERFACE", b"CGI/1.1"),
-        (b"SERVER_SOFTWARE", b"nginx/1.22.1"),
-        (b"REMOTE_ADDR", b"127.0.0.1"),
-        (b"REMOTE_PORT", b"40000"),
-        (b"SERVER_ADDR", b"127.0.0.1"),
-        (b"SERVER_PORT", b"8080"),
-        (b"SERVER_NAME", b"example.test"),
-        (b"REDIRECT_STATUS", b"200"),
+        (b"HTTP_ACCEPT", b"*/*"),
         (b"HTTP_HOST", b"example.test:8080"),
+        (b"REDIRECT_STATUS", b"200"),
+        (b"SERVER_NAME", b"example.test"),
+        (b"SERVER_PORT", b"8080"),
+        (b"SERVER_ADDR", b"127.0.0.1"),
+        (b"REMOTE_PORT", b"40000"),
+        (b"REMOTE_ADDR", b"127.0.0.1"),
+        (b"SERVER_SOFTWARE", b"nginx/1.22.1"),
+        (b"GATEWAY_INTERFACE", b"CGI/1.1"),
+        (b"REQUEST_SCHEME", b"http"),
+        (b"SERVER_PROTOCOL", b"HTTP/1.1"),
+        (b"DOCUMENT_ROOT", b"/srv/app/public"),
+        (b"DOCUMENT_URI", b"/index.php"),
+        (b"REQUEST_URI", b"/index.php?x=1"),
+        (b"SCRIPT_NAME", b"/index.php"),
+        (b"CONTENT_LENGTH", b""),
+        (b"CONTENT_TYPE", b""),
+        (b"REQUEST_METHOD", b"GET"),
+        (b"QUERY_STRING", b"x=1"),
+        (b"SCRIPT_FILENAME", b"/srv/app/public/index.php"),
+        (b"PATH_INFO", b""),
         (b"PHP_SELF", b"/index.php"),
     ]
 
@@ -80,7 +84,7 @@ def test_environ_path_info_split_gives_php_self_and_document_uri() -> None:
     assert env[b"SCRIPT_NAME"] == b"/index.php"
     assert env[b"PATH_INFO"] == b"/extra"
     assert env[b"PHP_SELF"] == b"/index.php/extra"
-    assert env[b"DOCUMENT_URI"] == b"/index.php/extra"
+    assert env[b"DOCUMENT_URI"] == b"/index.php"
     assert env[b"REQUEST_URI"] == b"/index.php/extra?x=1"
     assert env[b"QUERY_STRING"] == b"x=1"
 
@@ -149,13 +153,15 @@ def test_environ_header_names_are_upper_cased_with_underscores() -> None:
     assert env[b"HTTP_DNT"] == b"1"
 
 
-def test_environ_headers_keep_arrival_order_after_server_variables() -> None:
-    env = _build(headers=[(b"B-Second", b"2"), (b"A-First", b"1")])
+def test_environ_headers_come_first_last_header_first_like_php_fpm() -> None:
+    env = _build(headers=[
+        (b"B-First", b"1"), (b"A-Second", b"2"), (b"b-first", b"3"),
+    ])
     names = [name for name, _ in env]
 
-    assert names.index(b"REDIRECT_STATUS") < names.index(b"HTTP_B_SECOND")
-    assert names.index(b"HTTP_B_SECOND") < names.index(b"HTTP_A_FIRST")
-    assert names.index(b"HTTP_A_FIRST") < names.index(b"PHP_SELF")
+    assert names[:2] == [b"HTTP_A_SECOND", b"HTTP_B_FIRST"]
+    assert names[2] == b"REDIRECT_STATUS"
+    assert dict(env)[b"HTTP_B_FIRST"] == b"1, 3"
 
 
 def test_environ_headers_with_underscores_or_odd_bytes_are_dropped() -> None:

@@ -3,50 +3,57 @@
 Theory of operation
 -------------------
 Laravel and most PHP code were written against nginx + php-fpm, so Askr hands
-PHP the same variables that Debian's nginx sends with
-``include snippets/fastcgi-php.conf`` (which pulls in ``fastcgi.conf``, i.e.
-``fastcgi_params`` plus ``SCRIPT_FILENAME``), in the same order, followed by
-the request headers as ``HTTP_*`` and the one variable php-fpm adds itself
-(``PHP_SELF``).  The result is a list of ``(name, value)`` byte pairs; the
-bridge registers them in order, so ``array_keys($_SERVER)`` matches fpm.
+PHP what a Debian site gets from ``include snippets/fastcgi-php.conf``
+(``fastcgi_split_path_info``, ``try_files``, ``PATH_INFO`` and
+``fastcgi.conf``) plus what php-fpm adds (``PHP_SELF``).  The result is a
+list of ``(name, value)`` byte pairs that the bridge registers in order.
+The order is the one ``$_SERVER`` shows under php-fpm, which stores the
+FastCGI parameters in a list it walks backwards: the request headers come
+first, last header first, then nginx's parameters from ``REDIRECT_STATUS``
+back to ``PATH_INFO``, then ``PHP_SELF`` and the request times.
+tests/test_environ_matches_nginx_fpm.py checks all this against the real
+nginx and php-fpm of the machine.
 
-Deliberate choices, each matching nginx 1.22+ / php-fpm unless noted:
+Deliberate choices (nginx 1.22 + php-fpm 8.2 behaviour unless noted):
 
 * ``REQUEST_URI`` is the raw request target, byte for byte (no decoding, no
   normalisation).  For an absolute-form target (``GET http://h/p?q``) it is
   the path and query only, as nginx's ``$request_uri``.
 * ``QUERY_STRING`` is everything after the first ``?`` of the target, raw.
-* ``DOCUMENT_URI`` is ``script_name + path_info``: nginx's ``$uri`` after the
-  front-controller rewrite, which is what ``fastcgi_split_path_info`` split.
-* ``PATH_INFO`` is always present (``""`` when empty), as Debian's snippet
-  passes ``$path_info`` without ``if_not_empty``.
+* ``DOCUMENT_URI`` equals ``SCRIPT_NAME``: the snippet's ``try_files
+  $fastcgi_script_name`` rewrites ``$uri`` to the script before the
+  parameters are evaluated, so path info is not part of it.
+* ``PATH_INFO`` is always present (``""`` when empty): the snippet passes
+  ``$path_info`` without ``if_not_empty``.
 * ``CONTENT_TYPE`` and ``CONTENT_LENGTH`` are always present and ``""`` when
-  the request has no such header, as nginx sends them.  The headers are also
-  passed as ``HTTP_CONTENT_TYPE`` / ``HTTP_CONTENT_LENGTH``, as nginx does.
+  the request has no such header.  The headers are also passed as
+  ``HTTP_CONTENT_TYPE`` / ``HTTP_CONTENT_LENGTH``, as nginx does.
 * ``HTTPS=on`` only on TLS connections (``if_not_empty``).
-* ``REMOTE_USER`` is NOT sent.  nginx fills it from an unverified
-  ``Authorization: Basic`` header; Askr has no auth layer, and PHP derives
-  ``PHP_AUTH_USER`` from the header itself.
-* ``HTTP_HOST`` is the ``Host`` header as received (with its port), or the
-  authority of an absolute-form target, which RFC 9112 section 3.2.2 says
-  wins over ``Host``.  Debian's ``fastcgi_params`` uses nginx's ``$host``
-  instead, which drops the port; that breaks URL generation on non-default
-  ports, and the absolute-form rule already closes the hole Debian patched.
-  Without either, ``HTTP_HOST`` is absent (upstream nginx behaviour).
+* ``REMOTE_USER`` is NOT sent (nginx sends ``""`` or the user name of an
+  unverified ``Authorization: Basic`` header).  Askr has no auth layer and
+  PHP derives ``PHP_AUTH_USER`` from the header itself.  ``FCGI_ROLE``, which
+  php-fpm adds, is not sent either: Askr does not speak FastCGI.
+* ``HTTP_HOST`` is the ``Host`` header as received, port included (what the
+  snippet gives: ``fastcgi.conf`` has no ``HTTP_HOST`` line, unlike Debian's
+  ``fastcgi_params`` with its ``$host``).  Deviation: for an absolute-form
+  target the authority of the target wins over ``Host`` (RFC 9112 section
+  3.2.2); nginx 1.22 passes the raw header, the hole Debian's ``$host``
+  line was added for.  No ``Host`` and origin-form: no ``HTTP_HOST``.
 * Header names are upper-cased with ``-`` turned into ``_``.  A name with any
   byte other than ``[A-Za-z0-9-]`` is dropped, as nginx does with
   ``ignore_invalid_headers on; underscores_in_headers off``: otherwise
   ``X_Forwarded_For`` could shadow ``X-Forwarded-For``.
 * Repeated headers are joined with ``", "`` (``"; "`` for ``Cookie``), as nginx
-  does for FastCGI since 1.23.0.
+  does for FastCGI since 1.23.0 (1.22 sends each and php-fpm keeps the last).
 * ``HTTP_PROXY`` is never set (httpoxy, CVE-2016-5385).
-* ``REDIRECT_STATUS=200`` as Debian's ``fastcgi_params`` (php-cgi needs it).
+* ``REDIRECT_STATUS=200`` as ``fastcgi.conf`` (php-cgi needs it).
 * ``REQUEST_TIME_FLOAT`` / ``REQUEST_TIME``: PHP itself overwrites both after
   the SAPI registers its variables (``php_register_server_variables`` calls
-  ``sapi_get_request_time()``), keeping the position of any existing key.
-  So they are emitted, last, only when ``request_time`` is given: that places
-  them where php-fpm has them and lets the bridge's ``get_request_time``
-  hook report the moment the request arrived rather than when PHP started.
+  ``sapi_get_request_time()``), keeping the position of an existing key.
+  So they are emitted, last, only when ``request_time`` is given: that
+  places them where php-fpm has them and lets the bridge's
+  ``get_request_time`` hook report when the request arrived rather than
+  when PHP started it.
 
 Caller contract (``askr/http/docroot.py`` and the connection):
 
@@ -158,22 +165,23 @@ def _segments(
     if found is not None:
         return found
 
+    # php-fpm's order: the reverse of fastcgi.conf's (see module docstring).
     before_client = [
-        (b"DOCUMENT_ROOT", _enc(document_root)),
-        (b"SERVER_PROTOCOL", protocol.encode("ascii")),
-        (b"REQUEST_SCHEME", b"https" if https else b"http"),
-    ]
-    if https:
-        before_client.append((b"HTTPS", b"on"))
-    before_client += [
-        (b"GATEWAY_INTERFACE", b"CGI/1.1"),
-        (b"SERVER_SOFTWARE", _enc(software)),
+        (b"REDIRECT_STATUS", b"200"),
+        (b"SERVER_NAME", _enc(server_name)),
+        (b"SERVER_PORT", b"%d" % server[1]),
+        (b"SERVER_ADDR", server[0].encode("ascii")),
     ]
     after_client = [
-        (b"SERVER_ADDR", server[0].encode("ascii")),
-        (b"SERVER_PORT", b"%d" % server[1]),
-        (b"SERVER_NAME", _enc(server_name)),
-        (b"REDIRECT_STATUS", b"200"),
+        (b"SERVER_SOFTWARE", _enc(software)),
+        (b"GATEWAY_INTERFACE", b"CGI/1.1"),
+    ]
+    if https:
+        after_client.append((b"HTTPS", b"on"))
+    after_client += [
+        (b"REQUEST_SCHEME", b"https" if https else b"http"),
+        (b"SERVER_PROTOCOL", protocol.encode("ascii")),
+        (b"DOCUMENT_ROOT", _enc(document_root)),
     ]
     if len(_SEGMENT_CACHE) < _CACHE_MAX:
         _SEGMENT_CACHE[key] = (before_client, after_client)
@@ -198,7 +206,7 @@ def build(
     software: str = SOFTWARE,
     body_length: int | None = None,
 ) -> list[tuple[bytes, bytes]]:
-    """Return the ``$_SERVER`` variables for one request, in fpm's order.
+    """Return the ``$_SERVER`` variables for one request, in php-fpm's order.
 
     ``body_length`` is an Askr addition to the DESIGN.md signature: the
     decoded size of a chunked body, used as CONTENT_LENGTH when the request
@@ -233,28 +241,26 @@ def build(
     )
     path_info_b = path_info.encode("utf-8", "surrogateescape") if path_info else b""
     script_name_b = script_name.encode("utf-8", "surrogateescape")
-    script_uri = script_name_b + path_info_b
 
-    # Order of Debian's snippets/fastcgi-php.conf + fastcgi.conf.
-    env = [
-        (b"PATH_INFO", path_info_b),
-        (b"SCRIPT_FILENAME", script_filename.encode("utf-8", "surrogateescape")),
-        (b"QUERY_STRING", query),
-        (b"REQUEST_METHOD", _METHODS.get(method) or method.encode("ascii")),
-        (b"CONTENT_TYPE", http.get(b"HTTP_CONTENT_TYPE", b"")),
-        (b"CONTENT_LENGTH", content_length),
-        (b"SCRIPT_NAME", script_name_b),
-        (b"REQUEST_URI", request_uri),
-        (b"DOCUMENT_URI", script_uri),
-    ]
+    env = list(reversed(http.items()))
     env += before_client
-    env += ((b"REMOTE_ADDR", client[0].encode("ascii")),
-            (b"REMOTE_PORT", b"%d" % client[1]))
+    env += ((b"REMOTE_PORT", b"%d" % client[1]),
+            (b"REMOTE_ADDR", client[0].encode("ascii")))
     env += after_client
-    env += http.items()
+    env += (
+        (b"DOCUMENT_URI", script_name_b),
+        (b"REQUEST_URI", request_uri),
+        (b"SCRIPT_NAME", script_name_b),
+        (b"CONTENT_LENGTH", content_length),
+        (b"CONTENT_TYPE", http.get(b"HTTP_CONTENT_TYPE", b"")),
+        (b"REQUEST_METHOD", _METHODS.get(method) or method.encode("ascii")),
+        (b"QUERY_STRING", query),
+        (b"SCRIPT_FILENAME", script_filename.encode("utf-8", "surrogateescape")),
+        (b"PATH_INFO", path_info_b),
+    )
 
     # What php-fpm appends after nginx's parameters.
-    env.append((b"PHP_SELF", script_uri))
+    env.append((b"PHP_SELF", script_name_b + path_info_b))
     if request_time is not None:
         env.append((b"REQUEST_TIME_FLOAT", b"%.6f" % request_time))
         env.append((b"REQUEST_TIME", b"%d" % request_time))
