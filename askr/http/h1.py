@@ -292,7 +292,14 @@ class H1Connection:
         self._in_head = False
         self._feed_len = 0  # size of the buffer being parsed
         self._ended = 0  # number of the last message fully parsed
-        self._new_message()
+        self._target = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_partial = 0  # head bytes seen outside callbacks
+        self._hosts = 0
+        self._length: int | None = None
+        self._te: bytes | None = None
+        self._expect: bytes | None = None
+        self._body_bytes = 0
 
         # Serve side: the request being answered.
         self._serve = 1  # number of the request to answer next
@@ -673,23 +680,22 @@ class H1Connection:
         self._fail = (status, reason)
         raise _Refused(reason)
 
-    def _new_message(self) -> None:
-        self._target = b""
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._head_partial = 0
-        self._hosts = 0
-        self._length: int | None = None
-        self._te: bytes | None = None
-        self._expect: bytes | None = None
-        self._body_bytes = 0
-
     # httptools callbacks (this object is the parser's protocol).
 
     def on_message_begin(self) -> None:
         self._nmsg += 1
         self._in_msg = True
         self._in_head = True
-        self._new_message()
+        # Per-message state, reset here rather than in a helper: this runs
+        # for every request.
+        self._target = b""
+        self._headers = []
+        self._head_partial = 0
+        self._hosts = 0
+        self._length = None
+        self._te = None
+        self._expect = None
+        self._body_bytes = 0
 
     def on_url(self, url: bytes) -> None:
         target = self._target + url if self._target else url
