@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ctype.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -251,6 +252,12 @@ static void fill_request_info(askr_request *r)
     if (SG(request_info).content_type && !*SG(request_info).content_type) {
         SG(request_info).content_type = NULL;
     }
+    /* PHP_AUTH_USER / PHP_AUTH_PW / PHP_AUTH_DIGEST, as php-cgi sets them;
+     * the previous request's copies were freed by sapi_deactivate() */
+    SG(request_info).auth_user = NULL;
+    SG(request_info).auth_password = NULL;
+    SG(request_info).auth_digest = NULL;
+    php_handle_auth_data(env_get(r, "HTTP_AUTHORIZATION"));
     /* PHP does not reset the response code between requests itself. */
     SG(sapi_headers).http_response_code = 200;
 }
@@ -344,11 +351,11 @@ static size_t askr_ub_write(const char *str, size_t len)
 static void askr_flush(void *ctx)
 {
     askr_request *r = ctx ? (askr_request *)ctx : cur;
-    if (r->discard || r->finished || r->aborted) {
+    /* like php-cgi: output still held in a PHP buffer (output_buffering)
+     * has not reached the SAPI, so there is nothing to send, not even
+     * the headers */
+    if (r->discard || r->finished || r->aborted || !r->headers_ready) {
         return;
-    }
-    if (!SG(headers_sent)) {
-        sapi_send_headers();
     }
     if (r->out_len || !r->headers_given) {
         req_send(r, 0);
@@ -398,7 +405,16 @@ static int askr_send_headers(sapi_headers_struct *sh)
     zend_llist_position pos;
     sapi_header_struct *h = zend_llist_get_first_ex(&sh->headers, &pos);
     while (h) {
-        pack_header(h, r);
+        /* a CGI "Status: 503 ..." header sets the status, as under
+         * php-cgi and php-fpm, and is not passed on */
+        if (h->header_len > 7 && !strncasecmp(h->header, "Status:", 7)) {
+            int code = atoi(h->header + 7);
+            if (code >= 100 && code <= 999) {
+                r->status = code;
+            }
+        } else {
+            pack_header(h, r);
+        }
         h = zend_llist_get_next_ex(&sh->headers, &pos);
     }
     r->headers_ready = 1;
@@ -1049,6 +1065,44 @@ PHP_FUNCTION(askr_handle_request)
     RETURN_TRUE;
 }
 
+/* getallheaders(): the request headers, named the way php-cgi names
+ * them (HTTP_X_CUSTOM -> X-Custom), in the order they were received. */
+PHP_FUNCTION(getallheaders)
+{
+    ZEND_PARSE_PARAMETERS_NONE();
+    askr_request *r = cur;
+    array_init(return_value);
+    char name[256];
+    for (int i = 0; i < r->nvars; i++) {
+        const char *k = r->keys[i];
+        const char *src;
+        if (!strncmp(k, "HTTP_", 5)) {
+            src = k + 5;
+        } else if (!strcmp(k, "CONTENT_TYPE") || !strcmp(k, "CONTENT_LENGTH")) {
+            src = k;
+        } else {
+            continue;
+        }
+        size_t n = 0;
+        int upper = 1;
+        for (; src[n] && n < sizeof(name) - 1; n++) {
+            char c = src[n];
+            if (c == '_') {
+                name[n] = '-';
+                upper = 1;
+            } else {
+                name[n] = upper ? toupper((unsigned char)c) : tolower((unsigned char)c);
+                upper = 0;
+            }
+        }
+        name[n] = 0;
+        add_assoc_stringl_ex(return_value, name, n, (char *)r->vals[i], r->vlens[i]);
+    }
+}
+
+ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_getallheaders, 0, 0, IS_ARRAY, 0)
+ZEND_END_ARG_INFO()
+
 ZEND_BEGIN_ARG_WITH_RETURN_TYPE_INFO_EX(arginfo_askr_handle_request, 0, 1,
                                         _IS_BOOL, 0)
     ZEND_ARG_TYPE_INFO(0, handler, IS_CALLABLE, 0)
@@ -1061,6 +1115,8 @@ ZEND_END_ARG_INFO()
 static const zend_function_entry askr_functions[] = {
     PHP_FE(askr_handle_request, arginfo_askr_handle_request)
     PHP_FE(fastcgi_finish_request, arginfo_fastcgi_finish_request)
+    PHP_FE(getallheaders, arginfo_getallheaders)
+    PHP_FALIAS(apache_request_headers, getallheaders, arginfo_getallheaders)
     PHP_FE_END
 };
 
