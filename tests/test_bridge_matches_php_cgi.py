@@ -199,6 +199,7 @@ def prepare(case: Any, workdir: Path) -> Prepared:
         script_name="/" + case.script,
         script_filename=str(CORPUS / case.script),
         path_info=case.path_info,
+        request_time=time.time(),
         software="Askr/corpus",
         body_length=body_length,
     )
