@@ -132,8 +132,8 @@ CASES: list[Case] = [
     Case("server_path_info", "server_dump.php", path_info="/extra/bits",
          query=b"q=1", expect_in_body=[b"PHP_SELF='/server_dump.php/extra/bits'"]),
     Case("request_time", "request_time.php",
-         expect_in_body=[b"float=true int=true consistent=true recent=true"
-                         b" last=PHP_SELF,REQUEST_TIME_FLOAT,REQUEST_TIME"]),
+         expect_in_body=[(b"float=true int=true consistent=true recent=true"
+                         b" last=PHP_SELF,REQUEST_TIME_FLOAT,REQUEST_TIME")]),
     Case("get_nested", "get_dump.php",
          query=b"a[]=1&a[b]=2&a[c][d]=3&a[]=4&list[]=x&list[]=y&plain=p%20q+r",
          expect_in_body=[b"'b' => '2'", b"'plain' => 'p q r'"]),
