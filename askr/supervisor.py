@@ -854,7 +854,9 @@ class Supervisor:
                     self._commit(reload)
             elif reload.canary and reload.canary_worker is fresh and \
                     now - fresh.started > self.settings.canary_seconds:
-                self._reload_failed(reload, f"not ready within {self.settings.canary_seconds:.0f}s")
+                self._reload_failed(
+                    reload,
+                    f"not ready within {self.settings.canary_seconds:g}s")
             return
 
         old = self._next_to_roll(reload.generation.number)
@@ -1003,6 +1005,27 @@ class Supervisor:
         }
 
 
+class ExecTarget:
+    """A target that execs a worker program instead of running Python code.
+
+    The child makes the listeners and its control socket inheritable and
+    describes them in ASKR_* variables (``askr.control.spec_to_env``); the
+    program rebuilds its spec with ``askr.control.spec_from_env``.
+    """
+
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None
+                 ) -> None:
+        self.argv = argv
+        self.env = env
+
+    def __call__(self, spec: WorkerSpec) -> None:
+        for sock in (spec.control, *spec.listeners, *spec.tls_listeners):
+            sock.set_inheritable(True)
+        env = dict(os.environ if self.env is None else self.env)
+        env.update(control.spec_to_env(spec))
+        os.execvpe(self.argv[0], self.argv, env)
+
+
 def settings_from_config(cfg: Any) -> Settings:
     """Map an ``askr.config.Config`` onto the master's settings.
 
@@ -1040,10 +1063,13 @@ def main(argv: list[str] | None = None) -> int:
     """
     import argparse
     import json
+    import shlex
     import sys
 
     parser = argparse.ArgumentParser(prog="python -m askr.supervisor")
-    parser.add_argument("--target", required=True)
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--target", help="module:function run after fork")
+    target.add_argument("--exec", help="worker program to exec after fork")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--max-requests", type=int, default=0)
     parser.add_argument("--max-requests-jitter", type=int, default=None)
@@ -1057,7 +1083,9 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level, stream=sys.stderr,
         format="%(asctime)s %(process)d %(levelname)s %(name)s %(message)s")
     settings = Settings(**json.loads(args.settings))
-    pools = [Pool("web", import_target(args.target), args.workers,
+    web_target: Target = (import_target(args.target) if args.target
+                          else ExecTarget(shlex.split(args.exec)))
+    pools = [Pool("web", web_target, args.workers,
                   max_requests=args.max_requests,
                   max_requests_jitter=args.max_requests_jitter)]
     for text in args.service:

@@ -53,7 +53,7 @@ class FakeWorker:
         self.durations: list[float] = []
         self.busy_since: float | None = None
         self.last_stats = 0.0
-        self.dirty = False
+        self.dirty = True       # the first stats go out right after ready
         self.hoard: list[bytes] = []
 
     # -------------------------------------------------------------- helpers
@@ -91,13 +91,14 @@ class FakeWorker:
     # ----------------------------------------------------------------- main
 
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, self.on_term)
+        # SIGTERM keeps its default (die) while booting: nothing to finish.
         delay = self.marker("BOOT_DELAY")
         if delay:
             time.sleep(float(delay))
         if self.marker("BOOT_FAIL") is not None:
             print("fake worker: BOOT_FAIL marker, exiting", file=sys.stderr)
             return errors.WORKER_BOOT_FAILED
+        signal.signal(signal.SIGTERM, self.on_term)
 
         if self.spec.pool != "web":
             return self.run_service()
@@ -114,6 +115,8 @@ class FakeWorker:
             except InterruptedError:
                 continue
             for listener in readable:
+                if self.stopping:
+                    break
                 try:
                     conn, _addr = listener.accept()
                 except (BlockingIOError, InterruptedError):
@@ -340,13 +343,17 @@ class MasterProcess:
     def __init__(self, target: str, root: str, log_path: str, *,
                  workers: int = 3, max_requests: int = 0,
                  max_requests_jitter: int | None = None,
-                 services: tuple[str, ...] = (),
+                 services: tuple[str, ...] = (), exec_: bool = False,
                  **settings: object) -> None:
         config = {"listen": ["127.0.0.1:0"], "admin_listen": "127.0.0.1:0",
                   "root": root, "canary_seconds": 1.0, "stop_timeout": 10.0,
                   "backoff_base": 0.05, "backoff_max": 1.0}
         config.update(settings)
-        argv = [sys.executable, "-m", "askr.supervisor", "--target", target,
+        if exec_:
+            how = ["--exec", f"{sys.executable} {os.path.abspath(__file__)}"]
+        else:
+            how = ["--target", target]
+        argv = [sys.executable, "-m", "askr.supervisor", *how,
                 "--workers", str(workers), "--max-requests", str(max_requests),
                 "--settings", json.dumps(config)]
         if max_requests_jitter is not None:

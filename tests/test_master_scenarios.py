@@ -334,3 +334,81 @@ def test_master_supervises_services_and_rolls_them(start_master, deployment):
 
     assert status["services"][0]["name"] == "queue"
     assert not old & {p["pid"] for p in status["services"][0]["processes"]}
+
+
+def test_master_canary_that_never_gets_ready_is_unhealthy(start_master,
+                                                          deployment):
+    master = start_master(workers=2, canary_seconds=0.5)
+    old = pids(master.status())
+    deployment.deploy("v2", boot_delay=5)
+
+    master.admin("POST", "/api/reload?canary=1")
+    master.wait_log("canary UNHEALTHY")
+    master.wait_for(lambda s: s["reload"] is None and pids(s) == old,
+                    what="abort, with the canary gone")
+
+    assert "reason=not ready within 0.5s" in master.log()
+    assert master.get("/")[1].startswith("gen=v1")
+
+
+def test_master_stop_timeout_kills_stragglers_and_exits_0(start_master):
+    master = start_master(workers=2, stop_timeout=0.5)
+    errors = []
+
+    def slow() -> None:
+        try:
+            master.get("/slow?s=20", timeout=15)
+        except OSError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    master.wait_for(lambda s: any(w["request_age"] for w in s["workers"]),
+                    what="the slow request to start")
+    started = time.monotonic()
+    master.signal(signal.SIGTERM)
+
+    assert master.wait(10) == 0
+    thread.join(10)
+    assert time.monotonic() - started < 5
+    assert "stop timeout: killing worker" in master.log()
+    assert errors
+
+
+def test_master_second_sigint_exits_at_once(start_master):
+    master = start_master(workers=2)
+    thread = threading.Thread(target=lambda: pytest.raises(
+        OSError, master.get, "/slow?s=20", timeout=15))
+    thread.start()
+    master.wait_for(lambda s: any(w["request_age"] for w in s["workers"]),
+                    what="the slow request to start")
+
+    master.signal(signal.SIGINT)
+    master.wait_log("shutting down on SIGINT")
+    started = time.monotonic()
+    master.signal(signal.SIGINT)
+
+    assert master.wait(5) != 0
+    assert time.monotonic() - started < 3
+    thread.join(10)
+    assert "second SIGINT: exiting at once" in master.log()
+
+
+def test_master_runs_exec_targets_too(deployment, tmp_path):
+    master = MasterProcess(deployment.target, deployment.root,
+                           str(tmp_path / "master.log"), workers=2,
+                           exec_=True)
+    try:
+        master.wait_alive()
+        code, body = master.get("/")
+        deployment.deploy("v2")
+        master.signal(signal.SIGHUP)
+        master.wait_for(lambda s: s["generation"] == 2 and s["reload"] is None
+                        and all(w["generation"] == 2 for w in s["workers"]),
+                        what="reload of exec'd workers")
+        after = master.get("/")[1]
+    finally:
+        master.stop()
+
+    assert code == 200 and body.startswith("gen=v1")
+    assert after.startswith("gen=v2")
