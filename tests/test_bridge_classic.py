@@ -290,6 +290,14 @@ def test_request_timeout_gives_504():
         php.close()
 
 
+def test_head_request_has_headers_but_no_body(php):
+    a = php.run("headers.php", method="HEAD")
+    assert len(a["sends"]) == 1
+    assert status_of(a) == 200
+    assert "X-One: 1" in headers_of(a)
+    assert body_of(a) == ""
+
+
 def test_missing_script_is_404(php):
     a = php.run("no-such-script.php")
     assert status_of(a) == 404

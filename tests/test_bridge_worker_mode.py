@@ -57,7 +57,9 @@ def make_job(i: int, action: str) -> dict:
 
 
 def decode(data: str) -> dict:
-    return json.loads(data[data.index('{"before"') :])
+    start = data.index('{"before"')
+    end = data.index("SHUTDOWN:") if "SHUTDOWN:" in data else len(data)
+    return json.loads(data[start:end])
 
 
 def check_clean(i: int, before: dict, action: str) -> None:
@@ -125,6 +127,8 @@ def test_thousand_requests_without_leaks(dirs):
             assert status == 207
             assert f"Set-Cookie: k={token(i)}" in headers
             assert f"X-Set-{token(i)}: 1" in headers
+            # a shutdown function registered by the request ran at its end
+            assert data.endswith(f"SHUTDOWN:{token(i)}")
         else:
             assert status == 200
         if action == "upload":

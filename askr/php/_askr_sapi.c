@@ -953,6 +953,50 @@ static void worker_end(askr_request *r)
     wall_timed_out = 0;
 }
 
+/* Where the shutdown-function list ends before a request. */
+static zend_long shutdown_mark(void)
+{
+    HashTable *ht = BG(user_shutdown_function_names);
+    if (!ht || ht->nNextFreeElement < 0) {
+        return 0;
+    }
+    return ht->nNextFreeElement;
+}
+
+/* register_shutdown_function() inside a request: run those functions at
+ * the end of that request, as a classic request would, instead of piling
+ * them up until the worker script ends.  Ones registered at boot stay.
+ * A bailout (fatal) propagates to the caller's zend_try. */
+static void run_request_shutdown_functions(zend_long mark, askr_request *r)
+{
+    HashTable *ht = BG(user_shutdown_function_names);
+    for (zend_long i = mark; ht && i < ht->nNextFreeElement; i++) {
+        php_shutdown_function_entry *e = zend_hash_index_find_ptr(ht, i);
+        if (!e) {
+            continue;
+        }
+        zval retval;
+        ZVAL_UNDEF(&retval);
+        e->fci.retval = &retval;
+        zend_call_function(&e->fci, &e->fci_cache);
+        zval_ptr_dtor(&retval);
+        zend_hash_index_del(ht, i);
+        if (EG(exception)) {
+            if (zend_is_unwind_exit(EG(exception))) {
+                zend_clear_exception();
+                if (r->fatal) {
+                    zend_bailout();
+                }
+            } else {
+                zend_exception_error(EG(exception), E_ERROR);
+                zend_clear_exception();
+                r->failed = 1;
+                r->fatal = 0;
+            }
+        }
+    }
+}
+
 /* askr_handle_request(callable $handler): bool */
 PHP_FUNCTION(askr_handle_request)
 {
@@ -992,6 +1036,7 @@ PHP_FUNCTION(askr_handle_request)
 
     handler_snapshot snap;
     handlers_save(&snap);
+    zend_long mark = shutdown_mark();
 
     int bailed = 0;
     zval retval;
@@ -1034,6 +1079,14 @@ PHP_FUNCTION(askr_handle_request)
             zend_clear_exception();
             req_main.fatal = 0;
         }
+    }
+
+    if (!bailed) {
+        zend_try {
+            run_request_shutdown_functions(mark, &req_main);
+        } zend_catch {
+            bailed = 1;
+        } zend_end_try();
     }
 
     if (bailed) {

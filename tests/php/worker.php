@@ -60,6 +60,9 @@ $handler = function () use (&$served, $booted) {
             session_start();
             $_SESSION['token'] = $token;
             @trigger_error('err-' . $token, E_USER_NOTICE);
+            register_shutdown_function(function () use ($token) {
+                echo "SHUTDOWN:$token";
+            });
             ob_start();
             ob_start();
             echo json_encode(
