@@ -149,9 +149,9 @@ def _split_target(target: bytes) -> tuple[bytes, bytes, bytes | None]:
     return target, target.partition(b"?")[2], authority
 
 
-# The variables that depend only on the listener and the virtual host are
-# encoded once per distinct combination (a few per process), which halves
-# the cost of build().
+# build() runs for every request.  The variables that depend only on the
+# listener and the virtual host are encoded once per distinct combination
+# (a few per process) instead of eight encodes and formats per request.
 _Segments = tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]
 _SEGMENT_CACHE: dict[tuple[object, ...], _Segments] = {}
 
@@ -242,12 +242,13 @@ def build(
     path_info_b = path_info.encode("utf-8", "surrogateescape") if path_info else b""
     script_name_b = script_name.encode("utf-8", "surrogateescape")
 
-    env = list(reversed(http.items()))
-    env += before_client
-    env += ((b"REMOTE_PORT", b"%d" % client[1]),
-            (b"REMOTE_ADDR", client[0].encode("ascii")))
-    env += after_client
-    env += (
+    # One list display: cheaper than growing the list step by step.
+    env = [
+        *reversed(http.items()),
+        *before_client,
+        (b"REMOTE_PORT", b"%d" % client[1]),
+        (b"REMOTE_ADDR", client[0].encode("ascii")),
+        *after_client,
         (b"DOCUMENT_URI", script_name_b),
         (b"REQUEST_URI", request_uri),
         (b"SCRIPT_NAME", script_name_b),
@@ -257,10 +258,9 @@ def build(
         (b"QUERY_STRING", query),
         (b"SCRIPT_FILENAME", script_filename.encode("utf-8", "surrogateescape")),
         (b"PATH_INFO", path_info_b),
-    )
-
-    # What php-fpm appends after nginx's parameters.
-    env.append((b"PHP_SELF", script_name_b + path_info_b))
+        # What php-fpm adds after nginx's parameters.
+        (b"PHP_SELF", script_name_b + path_info_b),
+    ]
     if request_time is not None:
         env.append((b"REQUEST_TIME_FLOAT", b"%.6f" % request_time))
         env.append((b"REQUEST_TIME", b"%d" % request_time))
