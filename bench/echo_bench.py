@@ -87,8 +87,18 @@ def serve_uvloop(sock: socket.socket) -> None:
     uvloop.run(main())
 
 
+def boost() -> None:
+    """Raise our priority when allowed: the machine may be shared, and a
+    benchmark measures the server, not the neighbours."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, -10)
+    except OSError:
+        pass
+
+
 def child(mode: str, fd: int, cpu: int) -> None:
     os.sched_setaffinity(0, {cpu})
+    boost()
     sock = socket.socket(fileno=fd)
     sock.setblocking(False)
     if mode == "uvloop":
@@ -114,7 +124,9 @@ def run_wrk(port: int, args: argparse.Namespace, cpu: int) -> float:
     ]
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", str(cpu), *cmd]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, check=True, preexec_fn=boost
+    ).stdout
     match = re.search(r"Requests/sec:\s*([\d.]+)", out)
     if not match:
         raise RuntimeError("no Requests/sec in wrk output:\n" + out)

@@ -60,6 +60,7 @@
 #define FEAT_EXT_ARG 8
 #define FEAT_FAST_POLL 16
 #define FEAT_NODROP 32
+#define FEAT_REG_RING 64
 
 /*
  * user_data layout (64 bits):
@@ -367,6 +368,11 @@ askr_ring *askr_ring_open(unsigned entries, unsigned want_flags,
         r->features |= FEAT_FAST_POLL;
     if (p.features & IORING_FEAT_NODROP)
         r->features |= FEAT_NODROP;
+
+    /* Registered ring fd (5.18): io_uring_enter skips the fd table lookup
+     * on every call; liburing uses it on its own once registered. */
+    if (io_uring_register_ring_fd(&r->ring) == 1)
+        r->features |= FEAT_REG_RING;
 
     r->nbufs = nbufs;
     r->bufsize = bufsize;

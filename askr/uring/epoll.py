@@ -45,6 +45,7 @@ log = logging.getLogger("askr.uring")
 
 EPOLLEXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 1 << 28)
 READ_MASK = select.EPOLLIN | select.EPOLLRDHUP
+READY = READ_MASK | select.EPOLLHUP | select.EPOLLERR
 
 
 class Conn:
@@ -110,6 +111,7 @@ class EpollBackend:
         self._conns: dict[int, Conn] = {}
         self._pending: list[tuple[int, int, object]] = []
         self._counts: collections.Counter = collections.Counter()
+        self._bytes_out = 0  # a plain int: counted on the hot path
 
     # ---- listeners and accept gating ------------------------------------
 
@@ -218,34 +220,37 @@ class EpollBackend:
             self._ep.modify(conn.fd, want)
         conn.mask = want
 
-    def _recv(self, conn: Conn) -> None:
-        try:
-            data = conn.sock.recv(self._bufsize)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            conn.watched = False
-            self._update(conn)
-            self._pending.append((EV_ERROR, conn.fd, exc.errno or errno.EIO))
-            return
-        if data:
-            self._counts["bytes_in"] += len(data)
-            self._pending.append((EV_DATA, conn.fd, data))
-        else:
-            conn.watched = False
-            self._update(conn)
-            self._pending.append((EV_EOF, conn.fd, None))
-
     # ---- sending --------------------------------------------------------
 
     def send(self, fd: int, data: bytes) -> None:
         """Queue data for fd; written at once as far as the socket takes it."""
-        conn = self._conn(fd)
+        conn = self._conns.get(fd) or self._conn(fd)
         if not data or conn.failed:
             return
+        if conn.sendq:  # waiting for EPOLLOUT already: keep the order
+            conn.sendq.append(data)
+            return
+
+        # Fast path, the usual case: the socket takes the whole response.
+        try:
+            n = conn.sock.send(data, socket.MSG_NOSIGNAL)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError as exc:
+            conn.failed = True
+            self._pending.append((EV_ERROR, fd, exc.errno or errno.EIO))
+            return
+        self._bytes_out += n
+        if n == len(data):
+            self._pending.append((EV_SENT, fd, conn.sent + n))
+            conn.sent = 0
+            return
+
+        conn.sent += n
+        conn.offset = n
         conn.sendq.append(data)
-        if len(conn.sendq) == 1:
-            self._flush(conn)
+        self._counts["partial_sends"] += 1
+        self._update(conn)
 
     def sendfile(self, fd: int, file_fd: int, offset: int, count: int) -> None:
         """Queue count bytes of file_fd from offset (os.sendfile)."""
@@ -298,7 +303,7 @@ class EpollBackend:
                         conn.offset = 0
                         q.popleft()
                 conn.sent += n
-                self._counts["bytes_out"] += n
+                self._bytes_out += n
         except (BlockingIOError, InterruptedError):
             self._counts["partial_sends"] += 1
         except OSError as exc:
@@ -346,21 +351,33 @@ class EpollBackend:
         ready = self._ep.poll(-1 if timeout is None else timeout, self._max)
         self._counts["waits"] += 1
 
+        conns = self._conns
+        pending = self._pending
+        bufsize = self._bufsize
         for fd, mask in ready:
-            if fd in self._listeners:
-                self._accept(fd)
-                continue
-            conn = self._conns.get(fd)
+            conn = conns.get(fd)
             if conn is None:
+                if fd in self._listeners:
+                    self._accept(fd)
                 continue
             if mask & select.EPOLLOUT or (mask & select.EPOLLERR and conn.sendq):
                 self._flush(conn)
-            if (
-                conn.watched
-                and not conn.paused
-                and mask & (READ_MASK | select.EPOLLHUP | select.EPOLLERR)
-            ):
-                self._recv(conn)
+            if conn.watched and not conn.paused and mask & READY:
+                try:  # one recv per pass: level-triggered epoll says the rest
+                    data = conn.sock.recv(bufsize)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError as exc:
+                    data = None
+                    conn.watched = False
+                    self._update(conn)
+                    pending.append((EV_ERROR, fd, exc.errno or errno.EIO))
+                if data:
+                    pending.append((EV_DATA, fd, data))
+                elif data is not None:
+                    conn.watched = False
+                    self._update(conn)
+                    pending.append((EV_EOF, fd, None))
             elif mask & (select.EPOLLHUP | select.EPOLLERR) and not conn.sendq:
                 conn.watched = False
                 self._update(conn)
@@ -385,7 +402,11 @@ class EpollBackend:
 
     def stats(self) -> dict:
         """Counters of this backend; "backend" names it."""
-        result = {"backend": self.name, "connections": len(self._conns)}
+        result = {
+            "backend": self.name,
+            "connections": len(self._conns),
+            "bytes_out": self._bytes_out,
+        }
         result.update(self._counts)
         return result
 

@@ -72,6 +72,7 @@ FEATURE_BITS = {
     "ext_arg": 8,
     "fast_poll": 16,
     "nodrop": 32,
+    "registered_ring": 64,
 }
 
 # Event kinds of the shim (K_* in _uring_shim.c).
@@ -207,14 +208,19 @@ class UringBackend:
 
     def send(self, fd: int, data: bytes) -> None:
         """Queue data for fd behind what is queued already."""
-        if not data or fd in self._send_failed:
-            return
         if fd in self._inflight:
+            if not data or fd in self._send_failed:
+                return
             q = self._sendq.get(fd)
             if q is None:
                 q = self._sendq[fd] = collections.deque()
             q.append(data)
-        else:
+        elif type(data) is bytes and data and fd not in self._send_failed:
+            self._inflight[fd] = data  # fast path of _start, inlined
+            ret = self._lib.askr_send(self._ring, fd, data, len(data))
+            if ret < 0:
+                self._send_error(fd, -ret)
+        elif data and fd not in self._send_failed:
             self._start(fd, data)
 
     def sendfile(self, fd: int, file_fd: int, offset: int, count: int) -> None:
