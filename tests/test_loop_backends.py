@@ -423,3 +423,19 @@ def test_no_descriptor_leak(io):
         c.close()
     sock.close()
     assert _fd_count() == before
+
+
+@pytest.mark.parametrize("io", BACKENDS)
+def test_accepted_fd_belongs_to_the_caller_until_watched(io, listener):
+    be = open_backend(io)
+    try:
+        fd, client = accept_one(be, listener)
+        os.close(fd)  # e.g. a draining worker refusing the connection
+        reused = os.open("/dev/null", os.O_RDONLY)
+    finally:
+        be.shutdown()
+    try:
+        os.fstat(reused)  # shutdown() must not have closed the reused number
+    finally:
+        os.close(reused)
+        client.close()

@@ -169,10 +169,10 @@ class EpollBackend:
             addrs = addr_pair(sock.getpeername()) + addr_pair(sock.getsockname())
         except OSError:
             addrs = ("", 0, "", 0)  # already reset; recv will say so
-        conn = Conn(sock)
-        self._conns[conn.fd] = conn
+        # A bare fd, as io_uring gives it: until watch() or send() the caller
+        # owns it, and may close it with os.close() as well as with close().
         self._counts["accepts"] += 1
-        self._pending.append((EV_ACCEPT, conn.fd, addrs))
+        self._pending.append((EV_ACCEPT, sock.detach(), addrs))
 
     # ---- receiving ------------------------------------------------------
 

@@ -413,7 +413,6 @@ class UringBackend:
                 peer = decode_sockaddr(abuf[off : off + 128])
                 local = decode_sockaddr(abuf[off + 128 : off + 256])
                 self._counts["accepts"] += 1
-                self._conns.add(fd)
                 out.append((EV_ACCEPT, fd, peer + local))
             elif kind == K_EOF or kind == K_RECV_ERR:
                 if fd in closing:
