@@ -772,8 +772,9 @@ class Supervisor:
             if fresh is None:
                 continue
             if fresh.reaped or fresh.state is State.DRAINING:
+                # The successor failed: this one keeps serving for now.
                 worker.replaced_by = None
-                if worker.drain_reason == "memory":
+                if worker.state is not State.DRAINING:
                     worker.drain_reason = None
             elif fresh.state is State.READY:
                 worker.replaced_by = None
@@ -925,7 +926,7 @@ class Supervisor:
                 worker.drain_reason = None
         for worker in (reload.fresh, reload.canary_worker):
             if worker is not None and not worker.reaped and not reload.committed:
-                self._drain(worker, "canary_aborted")
+                self._drain(worker, "reload_aborted")
 
         self.metrics.reload(outcome)
         self.reload = None

@@ -214,6 +214,7 @@ class FakeWorker:
         body, rest = rest[:length], rest[length:]
         slow_body = url.path == "/upload"
         while len(body) < length:
+            self.flush_stats()
             if slow_body:
                 time.sleep(0.01)
             try:

@@ -412,3 +412,62 @@ def test_master_runs_exec_targets_too(deployment, tmp_path):
 
     assert code == 200 and body.startswith("gen=v1")
     assert after.startswith("gen=v2")
+
+
+def test_master_plain_reload_with_boot_failure_keeps_old_workers(start_master,
+                                                                 deployment):
+    master = start_master(workers=2)
+    old = pids(master.status())
+
+    with Load(master.listen, new_conns=1, keepalive=1) as load:
+        deployment.deploy("v2", boot_fail=True)
+        master.signal(signal.SIGHUP)
+        master.wait_log("reload failed generation=2")
+        status = master.wait_for(lambda s: s["reload"] is None and s,
+                                 what="the failed reload to end")
+        load.wait_count(20)
+
+    assert load.failures == []
+    assert set(generations(load)) == {"v1"}
+    assert pids(status) == old and status["generation"] == 1
+    assert 'askr_reloads_total{outcome="failed"} 1.0' in \
+        master.admin("GET", "/metrics")[2].decode()
+
+
+def test_master_sigterm_during_slow_upload_lets_it_finish(start_master):
+    master = start_master(workers=2)
+    body = b"x" * 400_000
+    result = {}
+
+    def upload() -> None:
+        result["response"] = MasterProcess._request(
+            master.listen, "POST", "/upload", body, 15)
+
+    thread = threading.Thread(target=upload)
+    thread.start()
+    master.wait_for(lambda s: any(w["request_age"] for w in s["workers"]),
+                    what="the upload to start")
+    master.signal(signal.SIGTERM)
+    thread.join(15)
+
+    status, _, reply = result["response"]
+    assert status == 200
+    assert reply.startswith(b"received=400000 ")
+    assert master.wait(10) == 0
+
+
+def test_master_logs_worker_deaths_by_cause(start_master):
+    master = start_master(workers=2)
+    first, second = sorted(pids(master.status()))
+
+    os.kill(first, signal.SIGUSR2)
+    os.kill(second, signal.SIGTERM)
+    master.wait_for(lambda s: s["workers_alive"] == 2
+                    and not {first, second} & pids(s), what="replacements")
+
+    log = master.log()
+    assert re.search(rf"WARNING askr.supervisor worker exited pid={first} "
+                     r"pool=web reason=signal signal=SIGUSR2", log)
+    # The fake drains on SIGTERM and exits 0: an orderly exit, info level.
+    assert re.search(rf"INFO askr.supervisor worker exited pid={second} "
+                     r"pool=web reason=drain code=0", log)
