@@ -132,6 +132,16 @@ def test_environ_absolute_form_without_path_gets_slash() -> None:
     assert env[b"HTTP_HOST"] == b"real.test"
 
 
+def test_environ_absolute_form_drops_userinfo_and_keeps_asterisk() -> None:
+    with_user = _as_dict(_build(target=b"http://u:pw@real.test/i.php", headers=[]))
+    asterisk = _as_dict(_build(method="OPTIONS", target=b"*"))
+
+    assert with_user[b"HTTP_HOST"] == b"real.test"
+    assert with_user[b"REQUEST_URI"] == b"/i.php"
+    assert asterisk[b"REQUEST_URI"] == b"*"
+    assert asterisk[b"QUERY_STRING"] == b""
+
+
 def test_environ_host_header_keeps_its_port_and_is_absent_without_host() -> None:
     with_port = _as_dict(_build(headers=[(b"host", b"Example.test:8443")]))
     without = _as_dict(_build(headers=[], protocol="HTTP/1.0"))

@@ -141,7 +141,8 @@ def _split_target(target: bytes) -> tuple[bytes, bytes, bytes | None]:
                 at = rest.find(sep)
                 if 0 <= at < cut:
                     cut = at
-            authority = rest[:cut]
+            # Userinfo ("user@") is not part of the host (RFC 9110 4.2.4).
+            authority = rest[:cut].rpartition(b"@")[2]
             target = rest[cut:]
             if target[:1] != b"/":
                 target = b"/" + target
@@ -152,7 +153,8 @@ def _split_target(target: bytes) -> tuple[bytes, bytes, bytes | None]:
 # build() runs for every request.  The variables that depend only on the
 # listener and the virtual host are encoded once per distinct combination
 # (a few per process) instead of eight encodes and formats per request.
-_Segments = tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]
+_Pairs = tuple[tuple[bytes, bytes], ...]
+_Segments = tuple[_Pairs, _Pairs]
 _SEGMENT_CACHE: dict[tuple[object, ...], _Segments] = {}
 
 
@@ -183,9 +185,10 @@ def _segments(
         (b"SERVER_PROTOCOL", protocol.encode("ascii")),
         (b"DOCUMENT_ROOT", _enc(document_root)),
     ]
+    segments = (tuple(before_client), tuple(after_client))
     if len(_SEGMENT_CACHE) < _CACHE_MAX:
-        _SEGMENT_CACHE[key] = (before_client, after_client)
-    return before_client, after_client
+        _SEGMENT_CACHE[key] = segments
+    return segments
 
 
 def build(
