@@ -312,6 +312,27 @@ def test_opcache_hits_after_repeated_requests(php):
     assert d["hits"] >= 2
 
 
+def test_no_php_ini_by_default(php):
+    d = json.loads(body_of(php.run("ini.php")))
+    assert d["loaded_file"] is False
+    assert d["mbstring"] is False  # only what the ini text loads
+    assert d["opcache"] is True
+
+
+@pytest.mark.skipif(
+    not os.path.isdir("/etc/php/8.2/embed/conf.d"), reason="needs Debian's embed conf"
+)
+def test_system_php_ini_loads_distro_extensions():
+    runner = Runner("askr.php_ini = system\nmemory_limit=77M\n")
+    try:
+        d = json.loads(body_of(runner.run("ini.php")))
+    finally:
+        runner.close()
+    assert d["loaded_file"] == "/etc/php/8.2/embed/php.ini"
+    assert d["mbstring"] is True
+    assert d["memory_limit"] == "77M"  # the ini text wins over php.ini
+
+
 def test_php_config_zts_or_missing_gives_clear_error(tmp_path):
     from askr.php import _build
 

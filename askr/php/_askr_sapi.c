@@ -1242,7 +1242,12 @@ static void promote_libphp(void)
     }
 }
 
-int askr_startup(const char *ini, size_t ini_len)
+/* php_ini: NULL or "" = read no php.ini and no conf.d (like php -n);
+ * "system" = the php.ini and conf.d this libphp was built to read
+ * (Debian: /etc/php/8.2/embed, where apt enables extensions; PHPRC and
+ * PHP_INI_SCAN_DIR are honoured); anything else = that php.ini file.
+ * The ini text is applied on top in every case. */
+int askr_startup(const char *ini, size_t ini_len, const char *php_ini)
 {
     if (started) {
         return 0;
@@ -1264,6 +1269,12 @@ int askr_startup(const char *ini, size_t ini_len)
 #endif
     sapi_startup(&askr_sapi);
     sapi_module.ini_entries = ini_buf;
+    if (php_ini && *php_ini) {
+        sapi_module.php_ini_ignore = 0;
+        if (strcmp(php_ini, "system") != 0) {
+            sapi_module.php_ini_path_override = (char *)php_ini;
+        }
+    }
     if (sapi_module.startup(&sapi_module) == FAILURE) {
         sapi_shutdown();
         return -1;

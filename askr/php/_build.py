@@ -44,7 +44,7 @@ typedef struct {
 } askr_build_info;
 
 void askr_get_build_info(askr_build_info *out);
-int askr_startup(const char *ini, size_t ini_len);
+int askr_startup(const char *ini, size_t ini_len, const char *php_ini);
 int askr_run_script(void *job, const char *env, size_t env_len,
                     const char *body, size_t body_len, int body_fd);
 int askr_run_worker(askr_job_in *boot);

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -110,14 +111,29 @@ def build_info() -> dict:
     }
 
 
+_PHP_INI_RE = re.compile(r"^\s*askr\.php_ini\s*=\s*\"?([^\"\n]*?)\"?\s*$", re.MULTILINE)
+_php_ini_path: bytes | None = None
+
+
 def startup(ini: str, log: Callable[[int, str], None]) -> None:
-    """Start PHP once in this process with the [worker] ini text."""
-    global _log, _started
+    """Start PHP once in this process with the [worker] ini text.
+
+    By default no php.ini and no conf.d directory are read (like `php -n`):
+    the ini text is the whole configuration.  The line
+    `askr.php_ini = system` in it makes PHP first read the php.ini and
+    conf.d its build expects (Debian: /etc/php/8.2/embed, where apt turns
+    extensions on); `askr.php_ini = /path/php.ini` reads that file.
+    """
+    global _log, _started, _php_ini_path
     _log = log
     if _started:
         return
     data = ini.encode()
-    if lib.askr_startup(data, len(data)) != 0:
+    m = _PHP_INI_RE.search(ini)
+    mode = m.group(1).strip() if m else ""
+    _php_ini_path = mode.encode() if mode and mode != "none" else None
+    php_ini = _php_ini_path if _php_ini_path is not None else ffi.NULL
+    if lib.askr_startup(data, len(data), php_ini) != 0:
         raise PHPError("PHP module start-up failed (see the log for PHP's reason)")
     _started = True
 
