@@ -358,6 +358,12 @@ class UringBackend:
         """One submit-and-wait; every ready completion as event tuples."""
         if self._accept_retry:
             timeout = self._retry_accepts(timeout)
+        elif self._accepting and (
+            self._lib.askr_accepts_armed(self._ring) < len(self._listeners)
+        ):
+            # A re-arm the shim could not queue (SQ full and the kernel
+            # busy): arm again rather than stop accepting for good.
+            self._lib.askr_set_accepting(self._ring, 1)
         self._reap(0 if self._pending else timeout)
         out, self._pending = self._pending, []
         return out
