@@ -64,6 +64,9 @@ SWEEP_EVERY = 0.5
 
 SERVER_SOFTWARE = "Askr"
 
+# Static files over TLS go out in pieces of this size (no sendfile there).
+FILE_CHUNK = 256 * 1024
+
 
 class Limits:
     """The per-connection limits and timeouts, from the config."""
@@ -96,10 +99,22 @@ class Listener:
 class Job:
     """One PHP request, as the bridge sees it (docs/DESIGN.md)."""
 
-    __slots__ = ("body", "body_fd", "conn", "env", "head_sent", "method",
-                 "started", "status", "target", "bytes_out", "spool", "done")
+    __slots__ = (
+        "body",
+        "body_fd",
+        "bytes_out",
+        "conn",
+        "done",
+        "env",
+        "head_sent",
+        "method",
+        "spool",
+        "started",
+        "status",
+        "target",
+    )
 
-    def __init__(self, conn: "HttpConn", env: list, body: bytes,
+    def __init__(self, conn: HttpConn, env: list, body: bytes,
                  spool: Any, method: str, target: bytes) -> None:
         self.conn = conn
         self.env = env
@@ -161,7 +176,7 @@ class Job:
             self._finish(self.status)
         return ok and not conn.closed
 
-    def next_job(self) -> "Job | None":
+    def next_job(self) -> Job | None:
         """Worker mode: the bridge asks the finished request for the next
         one (docs/DESIGN.md).  Never raises into C."""
         try:
@@ -182,7 +197,7 @@ class Job:
 class HttpConn:
     """One client connection speaking HTTP/1.1 (possibly over TLS)."""
 
-    def __init__(self, server: "Server", fd: int, peer: tuple[str, int],
+    def __init__(self, server: Server, fd: int, peer: tuple[str, int],
                  local: tuple[str, int], tls: Any = None) -> None:
         self.server = server
         self.fd = fd
@@ -197,6 +212,9 @@ class HttpConn:
         self.awaiting_sent = False
         self.deadline = 0.0
         self.timer_kind: str | None = None
+        # A static file being sent outlives its request's bookkeeping.
+        self.static_file: Any = None
+        self.file_left: tuple[int, int] | None = None
         self._reset_request()
         self._arm_timer(time.monotonic())
 
@@ -206,7 +224,6 @@ class HttpConn:
         self.body: list[bytes] = []
         self.body_size = 0
         self.spool: Any = None
-        self.static_file: Any = None
 
     # -- bytes in ------------------------------------------------------
 
@@ -290,7 +307,7 @@ class HttpConn:
             return
         self.body.append(data)
         if self.body_size > SPOOL_AT:
-            self.spool = tempfile.TemporaryFile(
+            self.spool = tempfile.TemporaryFile(  # noqa: SIM115 (Job or close() closes it)
                 prefix="askr-body-", dir=self.server.spool_dir)
             self.spool.write(b"".join(self.body))
             self.body = []
@@ -325,21 +342,42 @@ class HttpConn:
         self.response_queued()
 
     def _static(self) -> None:
-        head = self.head
-        plan = static.plan(self.route, head.method, head.headers)
-        if plan.count and head.method != "HEAD":
-            out = self.proto.start_response(plan.status, plan.headers)
-            self.write(out)
-            self.static_file = open(self.route.path, "rb")
-            self.server.backend.sendfile(self.fd, self.static_file.fileno(),
-                                         plan.offset, plan.count)
-            self.proto.body_sent(plan.count)
-            self.proto.end_response()
-        else:
-            self.write(self.proto.simple_response(plan.status, plan.headers,
-                                                  b""))
-        self.server.access(self, plan.status, plan.count, 0.0)
+        head, route = self.head, self.route
+        plan = static.plan(route.stat, route.path, head.headers, head.method)
+        self.write(self.proto.start_response(plan.status, plan.headers))
+        count = self.proto.file_body(plan.count)
+        if count:
+            try:
+                f = open(route.path, "rb")  # noqa: SIM115 (on_sent or close() closes it)
+            except OSError as exc:
+                # Gone between stat and open: the head is out, so the only
+                # honest answer left is to cut the connection.
+                log.warning("static %s: %s", route.path, exc)
+                self.close()
+                return
+            self.static_file = f
+            if self.tls is None:
+                self.server.backend.sendfile(self.fd, f.fileno(),
+                                             plan.offset, count)
+            else:
+                # No sendfile through TLS: read, encrypt and send a chunk
+                # each time the previous one is out, so memory stays flat.
+                self.file_left = (plan.offset, count)
+                self._pump_file()
+        self.write(self.proto.end_response())
+        self.server.access(self, plan.status, count, 0.0)
         self.response_queued()
+
+    def _pump_file(self) -> None:
+        offset, left = self.file_left
+        chunk = os.pread(self.static_file.fileno(), min(left, FILE_CHUNK),
+                         offset)
+        if not chunk:
+            self.close()  # the file shrank under us
+            return
+        self.write(chunk)
+        left -= len(chunk)
+        self.file_left = (offset + len(chunk), left) if left else None
 
     # -- PHP -------------------------------------------------------------
 
@@ -399,6 +437,9 @@ class HttpConn:
     def on_sent(self) -> None:
         """Everything queued so far is written."""
         self.awaiting_sent = False
+        if self.file_left is not None and not self.closed:
+            self._pump_file()
+            return
         if self.static_file is not None:
             self.static_file.close()
             self.static_file = None

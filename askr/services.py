@@ -107,7 +107,7 @@ def _run(spec: Any, script: str, kind: str) -> int:
 
     try:
         bridge.startup(cfg.worker.ini or "", counters.on_output)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported with exit code
         log.error("%s %d: PHP start-up failed: %s", kind, os.getpid(), exc)
         return errors.PHP_INIT_FAILED
     bridge.install_stop_signal()

@@ -163,7 +163,7 @@ def main(spec: Any) -> int:
 
     try:
         bridge.startup(cfg.worker.ini or "", _php_logger)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - reported with exit code
         log.error("worker %d: PHP start-up failed: %s", os.getpid(), exc)
         return errors.PHP_INIT_FAILED
     if server_cfg.request_timeout:

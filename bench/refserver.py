@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Self
 
 NGINX_CONF = """\
 {user_line}
@@ -172,7 +173,7 @@ class NginxFpm:
                 pass
         return out
 
-    def start(self) -> "NginxFpm":
+    def start(self) -> NginxFpm:
         for sub in ("body", "fastcgi", "proxy", "uwsgi", "scgi"):
             (self.tmp / sub).mkdir()
 
@@ -214,7 +215,7 @@ class NginxFpm:
         return self
 
     def _spawn(self, cmd: list[str], out: str) -> subprocess.Popen:
-        log = open(self.tmp / out, "wb")
+        log = open(self.tmp / out, "wb")  # noqa: SIM115 - lives as long as the server
         return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL,
                                 start_new_session=True)
@@ -241,7 +242,7 @@ class NginxFpm:
         self.procs.clear()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def __enter__(self) -> "NginxFpm":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

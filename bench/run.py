@@ -21,7 +21,6 @@ import platform
 import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -111,7 +110,7 @@ class Subprocess:
     def start(self) -> str:
         self.port = free_port()
         self.tmp = Path(tempfile.mkdtemp(prefix="askr-bench-"))
-        self.log = open(self.tmp / "server.log", "wb")
+        self.log = open(self.tmp / "server.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             self.command(self.port), stdout=self.log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True, cwd=TOP)
@@ -225,8 +224,8 @@ def parse_duration_ms(text: str) -> float:
 
 def parse_wrk(out: str) -> dict:
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
-    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE)
     errors = 0
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
                      r"timeout (\d+)", out)
@@ -247,7 +246,7 @@ def run_wrk(url: str, connections: int, seconds: float) -> dict:
     threads = min(2, connections)
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s",
            "--latency", url]
-    out = subprocess.run(cmd, capture_output=True, text=True,
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False,
                          timeout=seconds + 60).stdout
     return parse_wrk(out)
 
@@ -278,7 +277,7 @@ def measure(contender, workload: Workload, conns: list[int], seconds: float,
     results = []
     try:
         base = contender.start()
-    except Exception as exc:  # a contender that cannot start is a row too
+    except Exception as exc:  # a contender that cannot start is a row too  # noqa: BLE001 - a failed contender is a row
         return [Result(contender.name, workload.name, c, note=str(exc)[:300])
                 for c in conns]
     try:
@@ -294,7 +293,7 @@ def measure(contender, workload: Workload, conns: list[int], seconds: float,
                 errors=sum(r["errors"] for r in runs),
                 rss_mb=rss_mb(contender.pids()),
                 runs=[r["rps"] for r in runs]))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a failed contender is a row
         results.append(Result(contender.name, workload.name, 0,
                               note=f"failed: {exc}"[:300]))
     finally:
@@ -308,7 +307,7 @@ def machine_facts() -> dict:
     def first_line(cmd: list[str]) -> str:
         try:
             return subprocess.run(cmd, capture_output=True, text=True,
-                                  timeout=10).stdout.splitlines()[0]
+                                  check=False, timeout=10).stdout.splitlines()[0]
         except (OSError, IndexError, subprocess.SubprocessError):
             return "?"
 
@@ -330,16 +329,16 @@ def markdown(results: list[Result], facts: dict, args: argparse.Namespace) -> st
     lines = [
         "# Benchmark results",
         "",
-        "Produced by `python -m bench.run` "
+        ("Produced by `python -m bench.run` "
         f"(`--seconds {args.seconds} --repeat {args.repeat}`); "
-        "do not edit by hand.",
+        "do not edit by hand."),
         "",
         "| fact | value |",
         "|---|---|",
         *[f"| {k} | {v} |" for k, v in facts.items()],
         "",
-        "| workload | conns | contender | req/s | p50 ms | p99 ms | errors "
-        "| RSS MB | × ref | runs (req/s) | note |",
+        ("| workload | conns | contender | req/s | p50 ms | p99 ms | errors "
+        "| RSS MB | × ref | runs (req/s) | note |"),
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:

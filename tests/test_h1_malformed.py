@@ -250,3 +250,15 @@ def test_failure_of_pipelined_request_waits_for_current_response():
 
     conn.simple_response(200, [], b"fine")
     assert failures(conn.next_events()) == [400]
+
+
+@pytest.mark.parametrize("piece", [1024, 16384, 65536])
+def test_oversized_header_split_across_receive_buffers_gets_431(piece):
+    data = (b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"b" * 40000
+            + b"\r\n\r\n")
+    conn = H1Connection()
+    events = []
+    for i in range(0, len(data), piece):
+        events += conn.receive_data(data[i:i + piece])
+    assert [type(e).__name__ for e in events] == ["ProtocolFailed"]
+    assert events[0].status == 431

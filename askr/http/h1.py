@@ -321,6 +321,7 @@ class H1Connection:
             return self._release() if self._queue else []
 
         in_head = self._in_head
+        between = not self._in_msg
         nmsg = self._nmsg
         self._feed_len = len(data)
         try:
@@ -331,8 +332,12 @@ class H1Connection:
             self._parse_error(exc)
         else:
             if self._in_head:
-                self._check_partial_head(in_head and nmsg == self._nmsg,
-                                         len(data))
+                # The whole buffer is head bytes when the head was already
+                # in progress, or when this buffer began the message right
+                # at its first byte (nothing else was pending before it).
+                whole = nmsg == self._nmsg if in_head else (
+                    between and self._nmsg == nmsg + 1)
+                self._check_partial_head(whole, len(data))
 
         if not self._queue:
             return []

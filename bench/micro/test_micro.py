@@ -35,7 +35,7 @@ BODY = b"<html>" + b"x" * 2000 + b"</html>"
 
 def test_calibration(benchmark):
     """Plain CPython work of about the same size as the cases below."""
-    data = {"k%d" % i: list(range(i % 7)) for i in range(40)}
+    data = {f"k{i}": list(range(i % 7)) for i in range(40)}
 
     def work():
         return json.loads(json.dumps(data))

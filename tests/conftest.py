@@ -1,0 +1,30 @@
+"""Shared fixtures: a real askr master on loopback, built per test."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+TOP = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(TOP))
+
+from askr_server import AskrServer
+
+
+@pytest.fixture
+def askr_factory(tmp_path):
+    """Start masters with ``askr_factory(sections)``; all are stopped at
+    the end of the test, whatever happened."""
+    servers: list[AskrServer] = []
+
+    def start(sections: dict, **kw) -> AskrServer:
+        server = AskrServer(tmp_path, sections, **kw)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()

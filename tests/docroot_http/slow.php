@@ -1,0 +1,3 @@
+<?php
+sleep((int)($_GET['s'] ?? 1));
+echo 'slept';
