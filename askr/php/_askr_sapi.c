@@ -100,6 +100,10 @@ typedef struct {
     size_t *vlens;
     int nvars;
     int cap;
+    /* the variables the SAPI itself needs, found while splitting */
+    const char *v_method, *v_query, *v_uri, *v_ctype, *v_clen, *v_proto;
+    const char *v_cookie, *v_auth, *v_script_name, *v_path_info;
+    int has_self;
 
     const char *body;
     size_t body_len;
@@ -170,6 +174,40 @@ static const char *env_get(askr_request *r, const char *key)
     return NULL;
 }
 
+#define KEY_IS(lit) (klen == sizeof(lit) - 1 && !memcmp(k, lit, klen))
+
+/* Remember where the variables PHP's request_info needs are. */
+static inline void note_known(askr_request *r, const char *k, size_t klen,
+                              const char *v)
+{
+    switch (k[0]) {
+    case 'C':
+        if (KEY_IS("CONTENT_TYPE")) r->v_ctype = v;
+        else if (KEY_IS("CONTENT_LENGTH")) r->v_clen = v;
+        break;
+    case 'H':
+        if (KEY_IS("HTTP_COOKIE")) r->v_cookie = v;
+        else if (KEY_IS("HTTP_AUTHORIZATION")) r->v_auth = v;
+        break;
+    case 'P':
+        if (KEY_IS("PATH_INFO")) r->v_path_info = v;
+        else if (KEY_IS("PHP_SELF")) r->has_self = 1;
+        break;
+    case 'Q':
+        if (KEY_IS("QUERY_STRING")) r->v_query = v;
+        break;
+    case 'R':
+        if (KEY_IS("REQUEST_METHOD")) r->v_method = v;
+        else if (KEY_IS("REQUEST_URI")) r->v_uri = v;
+        break;
+    case 'S':
+        if (KEY_IS("SCRIPT_FILENAME")) r->script = v;
+        else if (KEY_IS("SCRIPT_NAME")) r->v_script_name = v;
+        else if (KEY_IS("SERVER_PROTOCOL")) r->v_proto = v;
+        break;
+    }
+}
+
 /* Take a job from Python: split its env, reset the per-request buffers. */
 static int req_load(askr_request *r, void *job, const char *env, size_t env_len,
                     const char *body, size_t body_len, int body_fd)
@@ -178,6 +216,10 @@ static int req_load(askr_request *r, void *job, const char *env, size_t env_len,
     r->env = env;
     r->env_len = env_len;
     r->nvars = 0;
+    r->v_method = r->v_query = r->v_uri = r->v_ctype = r->v_clen = NULL;
+    r->v_proto = r->v_cookie = r->v_auth = r->v_script_name = NULL;
+    r->v_path_info = r->script = NULL;
+    r->has_self = 0;
 
     const char *p = env;
     const char *end = env + env_len;
@@ -209,6 +251,7 @@ static int req_load(askr_request *r, void *job, const char *env, size_t env_len,
         r->vals[r->nvars] = v;
         r->vlens[r->nvars] = vz - v;
         r->nvars++;
+        note_known(r, k, kz - k, v);
         p = vz + 1;
     }
 
@@ -227,7 +270,6 @@ static int req_load(askr_request *r, void *job, const char *env, size_t env_len,
     r->fatal = 0;
     r->failed = 0;
     r->discard = (job == NULL);
-    r->script = env_get(r, "SCRIPT_FILENAME");
     return 0;
 }
 
@@ -235,14 +277,14 @@ static int req_load(askr_request *r, void *job, const char *env, size_t env_len,
  * until the request is over. */
 static void fill_request_info(askr_request *r)
 {
-    const char *cl = env_get(r, "CONTENT_LENGTH");
-    const char *proto = env_get(r, "SERVER_PROTOCOL");
+    const char *cl = r->v_clen;
+    const char *proto = r->v_proto;
 
     SG(server_context) = r;
-    SG(request_info).request_method = env_get(r, "REQUEST_METHOD");
-    SG(request_info).query_string = (char *)env_get(r, "QUERY_STRING");
-    SG(request_info).request_uri = (char *)env_get(r, "REQUEST_URI");
-    SG(request_info).content_type = env_get(r, "CONTENT_TYPE");
+    SG(request_info).request_method = r->v_method;
+    SG(request_info).query_string = (char *)r->v_query;
+    SG(request_info).request_uri = (char *)r->v_uri;
+    SG(request_info).content_type = r->v_ctype;
     SG(request_info).content_length = cl ? atoll(cl) : 0;
     SG(request_info).path_translated = (char *)r->script;
     SG(request_info).proto_num = 1000;
@@ -257,7 +299,7 @@ static void fill_request_info(askr_request *r)
     SG(request_info).auth_user = NULL;
     SG(request_info).auth_password = NULL;
     SG(request_info).auth_digest = NULL;
-    php_handle_auth_data(env_get(r, "HTTP_AUTHORIZATION"));
+    php_handle_auth_data(r->v_auth);
     /* PHP does not reset the response code between requests itself. */
     SG(sapi_headers).http_response_code = 200;
 }
@@ -452,23 +494,19 @@ static size_t askr_read_post(char *buf, size_t count)
 
 static char *askr_read_cookies(void)
 {
-    return (char *)env_get(cur, "HTTP_COOKIE");
+    return (char *)cur->v_cookie;
 }
 
 static void askr_register_variables(zval *arr)
 {
     askr_request *r = cur;
-    int have_self = 0;
     for (int i = 0; i < r->nvars; i++) {
         php_register_variable_safe(r->keys[i], r->vals[i], r->vlens[i], arr);
-        if (!have_self && strcmp(r->keys[i], "PHP_SELF") == 0) {
-            have_self = 1;
-        }
     }
     /* php-cgi and php-fpm add PHP_SELF themselves */
-    if (!have_self) {
-        const char *sn = env_get(r, "SCRIPT_NAME");
-        const char *pi = env_get(r, "PATH_INFO");
+    if (!r->has_self) {
+        const char *sn = r->v_script_name;
+        const char *pi = r->v_path_info;
         if (sn) {
             if (pi && *pi) {
                 size_t a = strlen(sn), b = strlen(pi);

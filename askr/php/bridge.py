@@ -85,12 +85,14 @@ def askr_py_next_job(handle, out):
 def _fill(out, job: Any) -> None:
     handle = ffi.new_handle(job)
     env = ffi.from_buffer(_pack_env(job.env))
-    body = ffi.from_buffer(job.body or b"")
     out.job = handle
     out.env = env
     out.env_len = len(env)
-    out.body = body
-    out.body_len = len(body)
+    body = job.body
+    if body:
+        body = ffi.from_buffer(body)
+        out.body = body
+        out.body_len = len(body)
     out.body_fd = job.body_fd
     _worker_live[:] = [handle, env, body, job]
 
