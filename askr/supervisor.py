@@ -1076,6 +1076,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-requests-jitter", type=int, default=None)
     parser.add_argument("--service", action="append", default=[],
                         metavar="NAME=MODULE:FUNC:COUNT")
+    parser.add_argument("--config", help="askr.toml given to targets as "
+                        "spec.config (its [server] etc. seed the settings)")
     parser.add_argument("--settings", default="{}", help="JSON of Settings")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
@@ -1083,17 +1085,27 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, stream=sys.stderr,
         format="%(asctime)s %(process)d %(levelname)s %(name)s %(message)s")
-    settings = Settings(**json.loads(args.settings))
+    cfg = None
+    overrides = json.loads(args.settings)
+    if args.config:
+        from askr import config
+
+        cfg = config.load(args.config)
+        base = settings_from_config(cfg)
+        settings = Settings(**{**base.__dict__, **overrides})
+    else:
+        settings = Settings(**overrides)
     web_target: Target = (import_target(args.target) if args.target
                           else ExecTarget(shlex.split(args.exec)))
     pools = [Pool("web", web_target, args.workers,
                   max_requests=args.max_requests,
-                  max_requests_jitter=args.max_requests_jitter)]
+                  max_requests_jitter=args.max_requests_jitter,
+                  config=cfg)]
     for text in args.service:
         name, _, rest = text.partition("=")
         target, _, count = rest.rpartition(":")
         pools.append(Pool(name, import_target(target), int(count),
-                          kind="service"))
+                          kind="service", config=cfg))
 
     def report(addresses: dict[str, Any]) -> None:
         print(json.dumps(addresses), flush=True)

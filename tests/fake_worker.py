@@ -345,6 +345,7 @@ class MasterProcess:
                  workers: int = 3, max_requests: int = 0,
                  max_requests_jitter: int | None = None,
                  services: tuple[str, ...] = (), exec_: bool = False,
+                 config_file: str | None = None,
                  **settings: object) -> None:
         config = {"listen": ["127.0.0.1:0"], "admin_listen": "127.0.0.1:0",
                   "root": root, "canary_seconds": 1.0, "stop_timeout": 10.0,
@@ -361,6 +362,8 @@ class MasterProcess:
             argv += ["--max-requests-jitter", str(max_requests_jitter)]
         for service in services:
             argv += ["--service", service]
+        if config_file:
+            argv += ["--config", config_file]
 
         env = dict(os.environ, PYTHONPATH=REPO)
         self.log_path = log_path

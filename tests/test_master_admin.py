@@ -120,8 +120,9 @@ def test_master_admin_reload_endpoint_counts_outcome(master, deployment):
     code, _, body = master.admin("POST", "/api/reload")
     assert code == 202
     assert json.loads(body)["generation"] == 2
-    master.wait_for(lambda s: s["generation"] == 2 and s["reload"] is None,
-                    what="reload")
+    master.wait_for(lambda s: s["generation"] == 2 and s["reload"] is None
+                    and all(w["generation"] == 2 for w in s["workers"]),
+                    what="reload, with the old workers gone")
 
     text = master.admin("GET", "/metrics")[2].decode()
     assert 'askr_reloads_total{outcome="success"} 1.0' in text
