@@ -209,3 +209,28 @@ def test_request_timeout_in_worker_is_504(dirs):
     assert a["results"][-1] == "done"
     assert decode(a["sends"][1][0][2])["before"]["get"]["token"] == token(1)
     assert any("wall-clock limit of 0.5s exceeded" in m for _, m in a["logs"])
+
+
+def test_script_ending_on_its_own_is_exit_and_boot_fatal_is_fatal(dirs):
+    r = runner_for(dirs)
+    try:
+        a = r.call({"op": "worker", "boot": job("worker_exits.php"), "jobs": []})
+        b = r.call({"op": "worker", "boot": job("worker_broken.php"), "jobs": []})
+    finally:
+        r.close()
+    assert a["results"] == ["exit"]
+    assert a["boot"] == [[200, a["boot"][0][1], "boot-output", True]]
+    assert b["results"] == ["fatal"]
+    assert b["boot"][0][0] == 500
+    assert b["boot"][-1][3] is True
+    assert any("askr_no_such_boot_function" in m for _, m in b["logs"])
+
+
+def test_handle_request_outside_worker_mode_throws(dirs):
+    r = runner_for(dirs)
+    try:
+        a = r.call({"op": "run", "job": job("worker.php")})
+    finally:
+        r.close()
+    assert a["sends"][0][0] == 500
+    assert any("outside worker mode" in m for _, m in a["logs"])

@@ -1435,6 +1435,8 @@ int askr_run_worker(askr_job_in *boot)
         return -2;
     }
     register_std_constants();
+    clear_last_error();
+    EG(exit_status) = 0;
 
     zend_file_handle fh;
     zend_stream_init_filename(&fh, req_boot.script ? req_boot.script : "");
@@ -1445,8 +1447,13 @@ int askr_run_worker(askr_job_in *boot)
         php_execute_script(&fh);
     }
     zend_destroy_file_handle(&fh);
-    if (cur == &req_boot && req_boot.fatal) {
-        worker_fatal = 1;
+    if (cur == &req_boot) {
+        /* the script died before (or without) serving: a boot failure */
+        status_after_script(&req_boot);
+        if (req_boot.fatal) {
+            req_boot.failed = 1;
+            worker_fatal = 1;
+        }
     }
 
     /* output after the loop belongs to the boot job if it is still open */

@@ -24,7 +24,13 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from askr.php._askr_php import ffi, lib
+try:
+    from askr.php._askr_php import ffi, lib
+except ImportError as exc:  # not built yet, or built against another PHP
+    raise ImportError(
+        f"askr's PHP bridge is not built or cannot load libphp ({exc}); "
+        "run `python -m askr.build` (needs libphp8.2-embed and php8.2-dev)"
+    ) from exc
 
 logger = logging.getLogger("askr.php")
 
