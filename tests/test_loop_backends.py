@@ -439,3 +439,22 @@ def test_accepted_fd_belongs_to_the_caller_until_watched(io, listener):
     finally:
         os.close(reused)
         client.close()
+
+
+def test_stats_name_the_backend_and_count_traffic(be, listener):
+    fd, client = accept_one(be, listener)
+    be.watch(fd)
+    with client:
+        client.sendall(b"abc")
+        pump(be, lambda evs: any(e[0] == EV_DATA for e in evs))
+        be.send(fd, b"hello")
+        pump(be, lambda evs: any(e[0] == EV_SENT for e in evs))
+        stats = be.stats()
+        assert stats["backend"] == be.name
+        assert stats["accepts"] == 1
+        assert stats["bytes_out"] == 5
+        assert stats["waits"] >= 2
+        assert stats["events"] >= 3
+        assert stats["connections"] == 1
+    be.close(fd)
+    assert be.stats()["connections"] == 0

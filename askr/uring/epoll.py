@@ -111,6 +111,8 @@ class EpollBackend:
         self._conns: dict[int, Conn] = {}
         self._pending: list[tuple[int, int, object]] = []
         self._counts: collections.Counter = collections.Counter()
+        self._waits = 0  # plain ints: counted on every pass
+        self._events = 0
         self._bytes_out = 0  # a plain int: counted on the hot path
 
     # ---- listeners and accept gating ------------------------------------
@@ -349,7 +351,7 @@ class EpollBackend:
         if self._pending:
             timeout = 0
         ready = self._ep.poll(-1 if timeout is None else timeout, self._max)
-        self._counts["waits"] += 1
+        self._waits += 1
 
         conns = self._conns
         pending = self._pending
@@ -383,7 +385,7 @@ class EpollBackend:
                 self._update(conn)
 
         out, self._pending = self._pending, []
-        self._counts["events"] += len(out)
+        self._events += len(out)
         return out
 
     def _retry_accepts(self, timeout: float | None) -> float | None:
@@ -408,6 +410,8 @@ class EpollBackend:
             "bytes_out": self._bytes_out,
         }
         result.update(self._counts)
+        result["waits"] = self._waits
+        result["events"] = self._events
         return result
 
     def shutdown(self) -> None:

@@ -142,6 +142,8 @@ class UringBackend:
         self._sent: dict[int, int] = {}
         self._send_failed: set[int] = set()
         self._counts: collections.Counter = collections.Counter()
+        self._waits = 0  # plain ints: counted on every pass
+        self._events = 0
         self._graveyard: list[object] = []
         self._log = log_fn
 
@@ -387,8 +389,8 @@ class UringBackend:
         )
         if n < 0:
             raise OSError(-n, "io_uring wait: " + os.strerror(-n))
-        self._counts["waits"] += 1
-        self._counts["events"] += n
+        self._waits += 1
+        self._events += n
 
         out = self._pending
         abuf = self._abuf
@@ -474,6 +476,8 @@ class UringBackend:
         }
         result.update({name: int(out[i]) for i, name in enumerate(names)})
         result.update(self._counts)
+        result["waits"] = self._waits
+        result["events"] = self._events
         return result
 
     def shutdown(self) -> None:
