@@ -163,10 +163,6 @@ def _segments(
     server: tuple[str, int], server_name: str,
 ) -> _Segments:
     key = (document_root, protocol, https, software, server, server_name)
-    found = _SEGMENT_CACHE.get(key)
-    if found is not None:
-        return found
-
     # php-fpm's order: the reverse of fastcgi.conf's (see module docstring).
     before_client = [
         (b"REDIRECT_STATUS", b"200"),
@@ -239,9 +235,10 @@ def build(
     if content_length is None:
         content_length = b"" if body_length is None else b"%d" % body_length
 
-    before_client, after_client = _segments(
-        document_root, protocol, https, software, server, server_name
-    )
+    segments = _SEGMENT_CACHE.get(
+        (document_root, protocol, https, software, server, server_name)
+    ) or _segments(document_root, protocol, https, software, server, server_name)
+    before_client, after_client = segments
     path_info_b = path_info.encode("utf-8", "surrogateescape") if path_info else b""
     script_name_b = script_name.encode("utf-8", "surrogateescape")
 
