@@ -45,7 +45,7 @@ import time
 from collections import deque
 from typing import Any
 
-from askr.http import docroot, h1, static
+from askr.http import docroot, h1, negotiate, static
 from askr.php import environ
 from askr.uring import EV_ACCEPT, EV_DATA, EV_EOF, EV_ERROR, EV_SENT
 
@@ -96,33 +96,88 @@ class Listener:
         self.port = sock.getsockname()[1]
 
 
+class Request:
+    """One request in progress: its head, route and buffered body.
+
+    Shared by HTTP/1.1 and HTTP/2; ``job()`` turns a complete PHP request
+    into the bridge's Job.  Bodies of anything but PHP are discarded.
+    """
+
+    __slots__ = ("body", "body_size", "head", "route", "spool")
+
+    def __init__(self, head: Any, root: str) -> None:
+        self.head = head
+        self.route = docroot.resolve(root, head.target)
+        self.body: list[bytes] = []
+        self.body_size = 0
+        self.spool: Any = None
+
+    @property
+    def is_php(self) -> bool:
+        return self.route.kind == "php"
+
+    def add_body(self, data: bytes, spool_dir: str) -> None:
+        if self.route.kind != "php":
+            return
+        self.body_size += len(data)
+        if self.spool is not None:
+            self.spool.write(data)
+            return
+        self.body.append(data)
+        if self.body_size > SPOOL_AT:
+            self.spool = tempfile.TemporaryFile(  # noqa: SIM115 (Job closes it)
+                prefix="askr-body-", dir=spool_dir)
+            self.spool.write(b"".join(self.body))
+            self.body = []
+
+    def job(self, out: Any, server: Server, peer: tuple[str, int],
+            local: tuple[str, int], https: bool) -> Job:
+        head, route = self.head, self.route
+        env = environ.build(
+            method=head.method, target=head.target,
+            protocol="HTTP/" + head.version, headers=head.headers,
+            client=peer, server=local, server_name=server.server_name,
+            https=https, document_root=server.root,
+            script_name=route.script_name,
+            script_filename=route.script_filename,
+            path_info=route.path_info, request_time=time.time(),
+            software=SERVER_SOFTWARE)
+        spool, self.spool = self.spool, None
+        if spool is not None:
+            spool.seek(0)
+        body, self.body = b"".join(self.body), []
+        return Job(out, server, env, body, spool, head.method, head.target,
+                   peer[0])
+
+    def discard(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
+            self.spool = None
+
+
 class Job:
-    """One PHP request, as the bridge sees it (docs/DESIGN.md)."""
+    """One PHP request, as the bridge sees it (docs/DESIGN.md).
 
-    __slots__ = (
-        "body",
-        "body_fd",
-        "bytes_out",
-        "conn",
-        "done",
-        "env",
-        "head_sent",
-        "method",
-        "spool",
-        "started",
-        "status",
-        "target",
-    )
+    ``out`` is where the response goes: an HTTP/1.1 connection or one
+    HTTP/2 stream, each with ``respond`` (whole response, queued),
+    ``stream`` (a piece, written now), ``done`` and ``gone``.
+    """
 
-    def __init__(self, conn: HttpConn, env: list, body: bytes,
-                 spool: Any, method: str, target: bytes) -> None:
-        self.conn = conn
+    __slots__ = ("body", "body_fd", "bytes_out", "client", "done", "env",
+                 "head_sent", "method", "out", "server", "spool", "started",
+                 "status", "target")
+
+    def __init__(self, out: Any, server: Server, env: list, body: bytes,
+                 spool: Any, method: str, target: bytes, client: str) -> None:
+        self.out = out
+        self.server = server
         self.env = env
         self.body = body
         self.spool = spool
         self.body_fd = spool.fileno() if spool is not None else -1
         self.method = method
         self.target = target
+        self.client = client
         self.started = time.monotonic()
         self.head_sent = False
         self.status = 0
@@ -137,93 +192,166 @@ class Job:
             return self._send(status, headers, data, last)
         except Exception:
             log.exception("response of %s %r failed", self.method, self.target)
-            self.conn.abort()
+            self.out.abort()
             if last:
                 self._finish(status or 500)
             return False
 
     def _send(self, status: int, headers: list[bytes] | None, data: bytes,
               last: bool) -> bool:
-        conn = self.conn
         if self.done:
             return False
-        if conn.closed:
+        out = self.out
+        if out.gone():
             if last:
                 self._finish(status)
             return False
 
-        proto = conn.proto
         self.bytes_out += len(data)
         if last and not self.head_sent:
             # The usual case: the whole response in one piece, queued now
             # and written by the loop once PHP has returned.
             self.status = status
-            conn.write(proto.simple_response(status, headers or [], data))
+            out.respond(status, headers or [], data)
             self._finish(status)
             return True
 
-        parts = []
-        if not self.head_sent:
+        first = not self.head_sent
+        if first:
             self.head_sent = True
             self.status = status
-            parts.append(proto.start_response(status, headers or []))
-        if last:
-            parts.append(proto.end_response(data))
-        elif data:
-            parts.append(proto.send_body(data))
-        ok = conn.write_now(b"".join(parts))
+        ok = out.stream(status, headers or [] if first else None, data, last)
         if last:
             self._finish(self.status)
-        return ok and not conn.closed
+        return ok and not out.gone()
 
     def next_job(self) -> Job | None:
         """Worker mode: the bridge asks the finished request for the next
         one (docs/DESIGN.md).  Never raises into C."""
         try:
-            return self.conn.server.next_job()
+            return self.server.next_job()
         except Exception:
             log.exception("worker loop failed; stopping this worker")
             return None
+
+    def discard(self) -> None:
+        """Dropped before PHP ran: the client went away meanwhile."""
+        self.done = True
+        if self.spool is not None:
+            self.spool.close()
+            self.spool = None
+        self.out.done()
 
     def _finish(self, status: int) -> None:
         self.done = True
         if self.spool is not None:
             self.spool.close()
             self.spool = None
-        self.conn.server.job_finished(self, status)
-        self.conn.response_queued()
+        self.server.job_finished(self, status)
+        self.out.done()
 
 
-class HttpConn:
-    """One client connection speaking HTTP/1.1 (possibly over TLS)."""
+class Conn:
+    """What HTTP/1.1 and HTTP/2 connections share: the socket side."""
 
     def __init__(self, server: Server, fd: int, peer: tuple[str, int],
-                 local: tuple[str, int], tls: Any = None) -> None:
+                 local: tuple[str, int], tls: Any) -> None:
         self.server = server
         self.fd = fd
         self.peer = peer
         self.local = local
         self.tls = tls
-        self.proto = h1.H1Connection(
-            max_body_size=server.limits.max_body_size)
         self.closed = False
-        self.paused = False
         self.close_when_sent = False
         self.awaiting_sent = False
         self.deadline = 0.0
+
+    @property
+    def https(self) -> bool:
+        return self.tls is not None or self.server.limits.https
+
+    def _tls_in(self, data: bytes) -> bytes:
+        """Decrypt; send what TLS wants sent; b"" when nothing to parse."""
+        from askr.tls.pipe import TLSError, TLSState
+
+        try:
+            plain, out = self.tls.feed(data)
+        except TLSError as exc:
+            log.info("tls: %s:%d: %s", self.peer[0], self.peer[1], exc)
+            if exc.to_send:
+                self.server.backend.send(self.fd, exc.to_send)
+                self.close_when_sent = True
+                self.awaiting_sent = True
+            else:
+                self.close()
+            return b""
+        if out:
+            self.awaiting_sent = True
+            self.server.backend.send(self.fd, out)
+        if self.tls.state is TLSState.CLOSED:
+            self.close_when_sent = True
+            if not self.awaiting_sent:
+                self.close()
+        return plain
+
+    def write(self, data: bytes) -> None:
+        """Queue bytes; the loop writes them when it next runs."""
+        if self.closed or not data:
+            return
+        if self.tls is not None:
+            data = self.tls.wrap(data)
+        self.awaiting_sent = True
+        self.server.backend.send(self.fd, data)
+
+    def write_now(self, data: bytes) -> bool:
+        """Write while PHP runs (streamed output); False if the client is
+        gone or too slow for the send timeout."""
+        if self.closed:
+            return False
+        if not data:
+            return True
+        if self.tls is not None:
+            data = self.tls.wrap(data)
+        ok = self.server.backend.send_sync(self.fd, data,
+                                           self.server.limits.send_timeout)
+        if not ok:
+            self.abort()
+        return ok
+
+    def abort(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.release()
+        self.server.forget(self)
+
+    def release(self) -> None:
+        """Free what the connection holds (files, parsers)."""
+
+
+class HttpConn(Conn):
+    """One client connection speaking HTTP/1.1 (possibly over TLS).
+
+    A cleartext connection that opens with the HTTP/2 preface, or a TLS
+    one whose ALPN chose h2, becomes an H2Conn before any request."""
+
+    def __init__(self, server: Server, fd: int, peer: tuple[str, int],
+                 local: tuple[str, int], tls: Any = None) -> None:
+        super().__init__(server, fd, peer, local, tls)
+        self.proto = h1.H1Connection(
+            max_body_size=server.limits.max_body_size)
+        self.sniffing = True
+        self.sniffed = b""
+        self.paused = False
         self.timer_kind: str | None = None
+        self.req: Request | None = None
         # A static file being sent outlives its request's bookkeeping.
         self.static_file: Any = None
         self.file_left: tuple[int, int] | None = None
-        self._reset_request()
         self._arm_timer(time.monotonic())
-
-    def _reset_request(self) -> None:
-        self.head: h1.RequestReceived | None = None
-        self.route: Any = None
-        self.body: list[bytes] = []
-        self.body_size = 0
-        self.spool: Any = None
 
     # -- bytes in ------------------------------------------------------
 
@@ -232,31 +360,45 @@ class HttpConn:
             data = self._tls_in(data)
             if not data or self.closed:
                 return
+        if self.sniffing and self._sniff(data):
+            return
         self.handle(self.proto.receive_data(data))
 
+    def _sniff(self, data: bytes) -> bool:
+        """Pick the protocol on the first bytes; True when they were
+        consumed here (held back, or handed to HTTP/2)."""
+        if self.tls is not None:
+            self.sniffing = False
+            if negotiate.from_alpn(self.tls.alpn) is negotiate.Protocol.HTTP2:
+                self.server.upgrade_h2(self, data)
+                return True
+            return False
+
+        seen = self.sniffed + data
+        kind = negotiate.sniff_preface(seen)
+        if kind is None:
+            self.sniffed = seen  # a prefix of the preface: wait for more
+            return True
+        self.sniffing = False
+        self.sniffed = b""
+        if kind is negotiate.Protocol.HTTP2:
+            self.server.upgrade_h2(self, seen)
+            return True
+        if len(seen) != len(data):
+            self.handle(self.proto.receive_data(seen))
+            return True
+        return False
+
     def on_eof(self) -> None:
+        if self.tls is not None:
+            self._tls_in(b"")
+        if self.closed:
+            return
+        if self.sniffed:
+            self.handle(self.proto.receive_data(self.sniffed))
         self.handle(self.proto.receive_eof())
-        if not self.closed and self.head is None and not self.awaiting_sent:
+        if not self.closed and self.req is None and not self.awaiting_sent:
             self.close()
-
-    def _tls_in(self, data: bytes) -> bytes:
-        from askr.tls.pipe import TLSError
-
-        try:
-            plain, out = self.tls.feed(data)
-        except TLSError as exc:
-            log.info("tls: %s:%d: %s", self.peer[0], self.peer[1], exc)
-            reply = exc.to_send
-            if reply:
-                self.server.backend.send(self.fd, reply)
-                self.close_when_sent = True
-                self.awaiting_sent = True
-            else:
-                self.close()
-            return b""
-        if out:
-            self.server.backend.send(self.fd, out)
-        return plain
 
     def handle(self, events: list) -> None:
         for ev in events:
@@ -264,7 +406,7 @@ class HttpConn:
                 return
             kind = type(ev)
             if kind is h1.BodyReceived:
-                self._body(ev.data)
+                self.req.add_body(ev.data, self.server.spool_dir)
             elif kind is h1.RequestReceived:
                 self._head(ev)
             elif kind is h1.RequestEnded:
@@ -275,6 +417,8 @@ class HttpConn:
                 self.server.count_error(ev.status)
                 self.write(ev.response)
                 self.close_when_sent = True
+                if not self.awaiting_sent:
+                    self.close()
             else:  # ConnectionClosed
                 self.close()
         self._flow()
@@ -293,62 +437,43 @@ class HttpConn:
             self._arm_timer(time.monotonic())
 
     def _head(self, ev: h1.RequestReceived) -> None:
-        self.head = ev
-        self.route = route = docroot.resolve(self.server.root, ev.target)
-        if route.kind == "php" and ev.expects_continue:
+        self.req = req = Request(ev, self.server.root)
+        if req.is_php and ev.expects_continue:
             self.write(self.proto.continue_bytes())
 
-    def _body(self, data: bytes) -> None:
-        if self.route is None or self.route.kind != "php":
-            return
-        self.body_size += len(data)
-        if self.spool is not None:
-            self.spool.write(data)
-            return
-        self.body.append(data)
-        if self.body_size > SPOOL_AT:
-            self.spool = tempfile.TemporaryFile(  # noqa: SIM115 (Job or close() closes it)
-                prefix="askr-body-", dir=self.server.spool_dir)
-            self.spool.write(b"".join(self.body))
-            self.body = []
-
     def _ended(self) -> None:
-        route = self.route
+        req = self.req
+        route = req.route
         if route.kind == "php":
-            self.server.ready.append(self._job())
+            self.server.ready.append(
+                req.job(self, self.server, self.peer, self.local, self.https))
         elif route.kind == "static":
-            self._static()
+            self._static(req)
         elif route.kind == "redirect":
-            self._redirect(route.location)
+            self._answer(301, b"301 Moved Permanently\n",
+                         [b"Location: " + route.location])
         else:
-            self._refuse(route.status)
+            self._answer(route.status, b"%d %s\n" % (
+                route.status, h1.status_line(route.status)[13:]))
 
     # -- answers that need no PHP ---------------------------------------
 
-    def _refuse(self, status: int) -> None:
-        body = b"%d %s\n" % (status, h1.status_line(status)[13:])
+    def _answer(self, status: int, body: bytes,
+                headers: list[bytes] | None = None) -> None:
         self.server.count_error(status)
-        self.write(self.proto.simple_response(
-            status, [b"Content-Type: text/plain; charset=utf-8"], body))
-        self.server.access(self, status, len(body), 0.0)
-        self.response_queued()
+        lines = [b"Content-Type: text/plain; charset=utf-8", *(headers or [])]
+        self.write(self.proto.simple_response(status, lines, body))
+        self.server.access(self.peer[0], self.req.head, status, len(body), 0.0)
+        self.done()
 
-    def _redirect(self, location: bytes) -> None:
-        body = b"301 Moved Permanently\n"
-        self.write(self.proto.simple_response(
-            301, [b"Location: " + location,
-                  b"Content-Type: text/plain; charset=utf-8"], body))
-        self.server.access(self, 301, len(body), 0.0)
-        self.response_queued()
-
-    def _static(self) -> None:
-        head, route = self.head, self.route
+    def _static(self, req: Request) -> None:
+        head, route = req.head, req.route
         plan = static.plan(route.stat, route.path, head.headers, head.method)
         self.write(self.proto.start_response(plan.status, plan.headers))
         count = self.proto.file_body(plan.count)
         if count:
             try:
-                f = open(route.path, "rb")  # noqa: SIM115 (on_sent or close() closes it)
+                f = open(route.path, "rb")  # noqa: SIM115 (on_sent closes it)
             except OSError as exc:
                 # Gone between stat and open: the head is out, so the only
                 # honest answer left is to cut the connection.
@@ -365,8 +490,8 @@ class HttpConn:
                 self.file_left = (plan.offset, count)
                 self._pump_file()
         self.write(self.proto.end_response())
-        self.server.access(self, plan.status, count, 0.0)
-        self.response_queued()
+        self.server.access(self.peer[0], head, plan.status, count, 0.0)
+        self.done()
 
     def _pump_file(self) -> None:
         offset, left = self.file_left
@@ -379,60 +504,39 @@ class HttpConn:
         left -= len(chunk)
         self.file_left = (offset + len(chunk), left) if left else None
 
-    # -- PHP -------------------------------------------------------------
+    # -- the Job's side (docs/DESIGN.md, job.send) -------------------------
 
-    def _job(self) -> Job:
-        head, route, server = self.head, self.route, self.server
-        https = self.tls is not None or server.limits.https
-        env = environ.build(
-            method=head.method, target=head.target,
-            protocol="HTTP/" + head.version, headers=head.headers,
-            client=self.peer, server=self.local,
-            server_name=server.server_name, https=https,
-            document_root=server.root, script_name=route.script_name,
-            script_filename=route.script_filename,
-            path_info=route.path_info, request_time=time.time(),
-            software=SERVER_SOFTWARE)
-        spool = self.spool
-        if spool is not None:
-            spool.seek(0)
-        job = Job(self, env, b"".join(self.body), spool, head.method,
-                  head.target)
-        self.spool = None
-        self.body = []
-        return job
+    def gone(self) -> bool:
+        return self.closed
 
-    # -- bytes out -------------------------------------------------------
+    def respond(self, status: int, headers: list[bytes], data: bytes) -> None:
+        self.write(self.proto.simple_response(status, headers, data))
 
-    def write(self, data: bytes) -> None:
-        """Queue bytes; the loop writes them when it next runs."""
-        if self.closed or not data:
-            return
-        if self.tls is not None:
-            data = self.tls.wrap(data)
-        self.awaiting_sent = True
-        self.server.backend.send(self.fd, data)
+    def stream(self, status: int, headers: list[bytes] | None, data: bytes,
+               last: bool) -> bool:
+        proto = self.proto
+        parts = []
+        if headers is not None:
+            parts.append(proto.start_response(status, headers))
+        if last:
+            parts.append(proto.end_response(data))
+        elif data:
+            parts.append(proto.send_body(data))
+        return self.write_now(b"".join(parts))
 
-    def write_now(self, data: bytes) -> bool:
-        """Write while PHP runs (streamed output); False if the client is
-        gone or too slow for the send timeout."""
-        if self.closed:
-            return False
-        if self.tls is not None:
-            data = self.tls.wrap(data)
-        ok = self.server.backend.send_sync(self.fd, data,
-                                           self.server.limits.send_timeout)
-        if not ok:
-            self.abort()
-        return ok
-
-    def response_queued(self) -> None:
+    def done(self) -> None:
         """The current response is framed and handed to the loop."""
+        if self.closed:
+            return
         if self.proto.closing:
             self.close_when_sent = True
-        self._reset_request()
+        if self.req is not None:
+            self.req.discard()
+            self.req = None
         if not self.awaiting_sent:
             self.on_sent()
+
+    # -- bytes out -------------------------------------------------------
 
     def on_sent(self) -> None:
         """Everything queued so far is written."""
@@ -448,10 +552,10 @@ class HttpConn:
         if self.close_when_sent:
             self.close()
             return
-        if self.head is None and not self.server.ready_has(self):
+        if self.req is None and not self.server.ready_has(self):
             # Between requests: the next pipelined one, if any, comes now.
             self.handle(self.proto.next_events())
-            if self.server.draining and self.head is None and not self.closed:
+            if self.server.draining and self.req is None and not self.closed:
                 self.close()
 
     # -- timers and closing ------------------------------------------------
@@ -481,20 +585,188 @@ class HttpConn:
             else:
                 self.close()
 
-    def abort(self) -> None:
-        self.close()
+    def is_idle(self) -> bool:
+        return (self.req is None and not self.awaiting_sent
+                and not self.server.ready_has(self))
 
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        if self.spool is not None:
-            self.spool.close()
-            self.spool = None
+    def drain(self) -> None:
+        self.proto.disable_keep_alive()
+        if self.is_idle():
+            self.close()
+
+    def release(self) -> None:
+        if self.req is not None:
+            self.req.discard()
+            self.req = None
         if self.static_file is not None:
             self.static_file.close()
             self.static_file = None
-        self.server.forget(self)
+        self.proto.close()
+
+
+class H2Stream:
+    """One HTTP/2 stream, as a Job's ``out``."""
+
+    __slots__ = ("conn", "sid")
+
+    def __init__(self, conn: H2Conn, sid: int) -> None:
+        self.conn = conn
+        self.sid = sid
+
+    def gone(self) -> bool:
+        return self.conn.closed or self.sid in self.conn.reset_streams
+
+    def respond(self, status: int, headers: list[bytes], data: bytes) -> None:
+        conn = self.conn
+        conn.h2.send(self.sid, status, headers, data, True)
+        conn.write(conn.h2.data_to_send())
+
+    def stream(self, status: int, headers: list[bytes] | None, data: bytes,
+               last: bool) -> bool:
+        conn = self.conn
+        ok = conn.h2.send(self.sid, status, headers, data, last)
+        return conn.write_now(conn.h2.data_to_send()) and ok
+
+    def done(self) -> None:
+        self.conn.stream_done(self.sid)
+
+    def abort(self) -> None:
+        self.conn.h2.reset(self.sid)
+
+
+class H2Conn(Conn):
+    """One client connection speaking HTTP/2 (h2 over TLS, or h2c).
+
+    Streams are multiplexed by the h2 object; PHP requests of concurrent
+    streams queue in the worker like any other (one PHP request at a
+    time); static files of other streams are answered meanwhile.
+    """
+
+    def __init__(self, server: Server, fd: int, peer: tuple[str, int],
+                 local: tuple[str, int], tls: Any) -> None:
+        from askr.http import h2
+
+        super().__init__(server, fd, peer, local, tls)
+        self.h2mod = h2
+        self.h2 = h2.H2Server()
+        self.requests: dict[int, Request] = {}
+        self.reset_streams: set[int] = set()
+        self.open_jobs = 0
+        self.write(self.h2.data_to_send())
+        self.deadline = time.monotonic() + server.limits.keepalive_timeout
+
+    def on_data(self, data: bytes) -> None:
+        if self.tls is not None:
+            data = self._tls_in(data)
+            if not data or self.closed:
+                return
+        self.feed(data)
+
+    def feed(self, data: bytes) -> None:
+        h2 = self.h2mod
+        now = time.monotonic()
+        self.deadline = now + self.server.limits.keepalive_timeout
+        for ev in self.h2.feed(data, now):
+            kind = type(ev)
+            if kind is h2.BodyReceived:
+                req = self.requests.get(ev.stream_id)
+                if req is not None:
+                    req.add_body(ev.data, self.server.spool_dir)
+            elif kind is h2.RequestReceived:
+                req = Request(ev, self.server.root)
+                self.requests[ev.stream_id] = req
+                if req.is_php and ev.expects_continue:
+                    self.h2.send_continue(ev.stream_id)
+            elif kind is h2.RequestEnded:
+                self._ended(ev.stream_id)
+            elif kind is h2.StreamReset:
+                self.reset_streams.add(ev.stream_id)
+                req = self.requests.pop(ev.stream_id, None)
+                if req is not None:
+                    req.discard()
+            else:  # ConnectionClosed
+                self.write(self.h2.data_to_send())
+                self.close_when_sent = True
+                if not self.awaiting_sent:
+                    self.close()
+                return
+        self.write(self.h2.data_to_send())
+
+    def _ended(self, sid: int) -> None:
+        req = self.requests.get(sid)
+        if req is None:
+            return
+        route = req.route
+        if route.kind == "php":
+            self.open_jobs += 1
+            self.server.ready.append(req.job(
+                H2Stream(self, sid), self.server, self.peer, self.local,
+                self.https))
+            return
+
+        self.requests.pop(sid, None)
+        if route.kind == "static":
+            status, headers, body = self._static_body(req)
+        elif route.kind == "redirect":
+            status, headers, body = 301, [b"Location: " + route.location], b""
+        else:
+            status, headers, body = route.status, [
+                b"Content-Type: text/plain; charset=utf-8"], b"%d\n" % (
+                    route.status)
+        self.server.count_error(status)
+        self.h2.send(sid, status, headers, body, True)
+        self.server.access(self.peer[0], req.head, status, len(body), 0.0)
+
+    def _static_body(self, req: Request) -> tuple[int, list[bytes], bytes]:
+        # HTTP/2 framing and flow control happen in Python anyway, so the
+        # file is read; fine for assets, not for gigabyte downloads, which
+        # belong on HTTP/1.1 sendfile (nginx makes the same trade-off).
+        head, route = req.head, req.route
+        plan = static.plan(route.stat, route.path, head.headers, head.method)
+        body = b""
+        if plan.count and head.method != "HEAD":
+            with open(route.path, "rb") as f:
+                body = os.pread(f.fileno(), plan.count, plan.offset)
+        return plan.status, plan.headers, body
+
+    def stream_done(self, sid: int) -> None:
+        self.open_jobs -= 1
+        req = self.requests.pop(sid, None)
+        if req is not None:
+            req.discard()
+        if self.server.draining and not self.open_jobs:
+            self.drain()
+
+    def on_eof(self) -> None:
+        self.close()
+
+    def on_sent(self) -> None:
+        self.awaiting_sent = False
+        if self.close_when_sent or (self.h2.finished and not self.open_jobs):
+            self.close()
+
+    def check_timer(self, now: float) -> None:
+        if (self.deadline and now >= self.deadline and not self.open_jobs
+                and not self.requests):
+            self.write(self.h2.close())
+            self.close_when_sent = True
+            self.deadline = 0.0
+
+    def is_idle(self) -> bool:
+        return not self.open_jobs and not self.requests
+
+    def drain(self) -> None:
+        self.h2.drain()
+        self.write(self.h2.data_to_send())
+        if self.is_idle():
+            self.close_when_sent = True
+            if not self.awaiting_sent:
+                self.close()
+
+    def release(self) -> None:
+        for req in self.requests.values():
+            req.discard()
+        self.requests.clear()
 
 
 class Server:
@@ -533,7 +805,8 @@ class Server:
         while True:
             while self.ready:
                 job = self.ready.popleft()
-                if job.conn.closed:
+                if job.out.gone():
+                    job.discard()
                     continue
                 if self.gate_accept and self.accepting:
                     backend.set_accepting(False)
@@ -609,11 +882,23 @@ class Server:
 
     # -- bookkeeping ---------------------------------------------------
 
-    def ready_has(self, conn: HttpConn) -> bool:
-        return any(job.conn is conn for job in self.ready)
+    def upgrade_h2(self, conn: HttpConn, data: bytes) -> None:
+        """Hand a fresh connection over to HTTP/2 (ALPN h2 or the h2c
+        preface) and feed it the bytes read so far."""
+        h2conn = H2Conn(self, conn.fd, conn.peer, conn.local, conn.tls)
+        h2conn.awaiting_sent = conn.awaiting_sent
+        conn.proto.close()
+        self.conns[conn.fd] = h2conn
+        if self.draining:
+            h2conn.drain()
+        h2conn.feed(data)
 
-    def forget(self, conn: HttpConn) -> None:
-        if self.conns.pop(conn.fd, None) is not None:
+    def ready_has(self, out: Any) -> bool:
+        return any(job.out is out for job in self.ready)
+
+    def forget(self, conn: Conn) -> None:
+        if self.conns.get(conn.fd) is conn:
+            del self.conns[conn.fd]
             self.backend.close(conn.fd)
 
     def job_finished(self, job: Job, status: int) -> None:
@@ -621,7 +906,10 @@ class Server:
         if status >= 500:
             self.errors5xx += 1
         elapsed = time.monotonic() - job.started
-        self.access(job.conn, status, job.bytes_out, elapsed, job)
+        if self.access_log_on:
+            access_log.info("%s %s %s %d %d %.1fms w%d", job.client,
+                            job.method, job.target.decode("latin-1"), status,
+                            job.bytes_out, elapsed * 1000, self.worker_id)
         if self.on_finished is not None:
             self.on_finished(job, status, elapsed)
 
@@ -629,18 +917,12 @@ class Server:
         if status >= 500:
             self.errors5xx += 1
 
-    def access(self, conn: HttpConn, status: int, size: int,
-               elapsed: float, job: Job | None = None) -> None:
+    def access(self, client: str, head: Any, status: int, size: int,
+               elapsed: float) -> None:
         if not self.access_log_on:
             return
-        head = conn.head
-        if job is not None:
-            method, target = job.method, job.target
-        elif head is not None:
-            method, target = head.method, head.target
-        else:
-            method, target = "-", b"-"
-        access_log.info("%s %s %s %d %d %.1fms w%d", conn.peer[0], method,
+        method, target = (head.method, head.target) if head else ("-", b"-")
+        access_log.info("%s %s %s %d %d %.1fms w%d", client, method,
                         target.decode("latin-1"), status, size,
                         elapsed * 1000, self.worker_id)
 
@@ -651,11 +933,7 @@ class Server:
             return
         self.draining = True
         for conn in list(self.conns.values()):
-            conn.proto.disable_keep_alive()
-            idle = (conn.head is None and not conn.awaiting_sent
-                    and not self.ready_has(conn))
-            if idle:
-                conn.close()
+            conn.drain()
 
     def shutdown(self) -> None:
         for conn in list(self.conns.values()):

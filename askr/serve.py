@@ -56,5 +56,10 @@ def run(cfg: Any) -> int:
     if not cfg.server.root or not os.path.isdir(cfg.server.root):
         log.error("document root %s is not a directory", cfg.server.root)
         return errors.CONFIG_INVALID
+    if cfg.tls.listen:
+        from askr import worker
+        from askr.tls.context import ReloadableContext
+
+        worker.TLS_CONTEXT = ReloadableContext(cfg.tls.cert, cfg.tls.key)
     supervisor = Supervisor(settings_from(cfg), pools_from(cfg))
     return supervisor.run()

@@ -122,13 +122,25 @@ def _php_logger(level: int, message: str) -> None:
     php_log.log(level, "%s", message.rstrip())
 
 
-def _tls_context(cfg: Any) -> Any:
-    tls = getattr(cfg, "tls", None)
-    if tls is None or not tls.cert:
-        return None
-    from askr.tls.context import build_context
+# Built by the master before it forks (askr.serve), so that every worker
+# shares the same session-ticket keys and a client resumes its TLS session
+# on whichever worker it lands.
+TLS_CONTEXT: Any = None
 
-    return build_context(tls.cert, tls.key)
+
+def _tls_context(cfg: Any) -> Any:
+    """The master's context, unless the files changed since (a renewed
+    certificate is picked up by the workers of the next reload)."""
+    if TLS_CONTEXT is None:
+        return None
+    try:
+        if TLS_CONTEXT.reload_if_changed():
+            log.info("tls: certificate files changed; this worker serves "
+                     "the renewed certificate")
+    except Exception as exc:  # noqa: BLE001 (keep serving the old pair)
+        log.error("tls: renewed certificate unusable, keeping the old: %s",
+                  exc)
+    return TLS_CONTEXT.context
 
 
 def _boot_env(script: str, root: str, app_base: str | None) -> list:
