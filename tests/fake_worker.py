@@ -7,7 +7,8 @@ by files in the release directory it was given (``spec.code``), so a test
 can "deploy" broken code the way an operator would:
 
     VERSION      text returned as gen=... (else the generation number)
-    BOOT_FAIL    exit with WORKER_BOOT_FAILED before reporting ready
+    BOOT_FAIL    exit before reporting ready, with the code written in
+                 it (empty: WORKER_BOOT_FAILED)
     FAIL_ALL     answer every request with 500
     BOOT_DELAY   seconds to sleep before ready (float)
 
@@ -95,9 +96,10 @@ class FakeWorker:
         delay = self.marker("BOOT_DELAY")
         if delay:
             time.sleep(float(delay))
-        if self.marker("BOOT_FAIL") is not None:
+        failure = self.marker("BOOT_FAIL")
+        if failure is not None:
             print("fake worker: BOOT_FAIL marker, exiting", file=sys.stderr)
-            return errors.WORKER_BOOT_FAILED
+            return int(failure or errors.WORKER_BOOT_FAILED)
         signal.signal(signal.SIGTERM, self.on_term)
 
         if self.spec.pool != "web":
@@ -310,7 +312,10 @@ class FakeDeployment:
         self.root = os.path.join(base, "current")
         os.makedirs(os.path.join(base, "releases"), exist_ok=True)
 
-    def release(self, name: str, *, boot_fail: bool = False,
+    # Extra MasterProcess options (a PHP deployment would pass config_file).
+    master_options: dict[str, object] = {}  # noqa: RUF012
+
+    def release(self, name: str, *, boot_fail: bool | int = False,
                 fail_all: bool = False, boot_delay: float = 0.0) -> str:
         path = os.path.join(self.base, "releases", name)
         os.makedirs(path, exist_ok=True)
@@ -318,8 +323,10 @@ class FakeDeployment:
             f.write(name)
         for marker, wanted in (("BOOT_FAIL", boot_fail),
                                ("FAIL_ALL", fail_all)):
-            if wanted:
-                open(os.path.join(path, marker), "w").close()
+            if wanted is not False:
+                with open(os.path.join(path, marker), "w") as f:
+                    if wanted is not True:
+                        f.write(str(wanted))
         if boot_delay:
             with open(os.path.join(path, "BOOT_DELAY"), "w") as f:
                 f.write(str(boot_delay))

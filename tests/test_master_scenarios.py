@@ -1,10 +1,12 @@
 """The master under load, with real processes on loopback.
 
 Every scenario takes the worker target and its deployment as fixtures
-(``deployment``): ``fake`` is tests/fake_worker.py; the real PHP worker can
-be added to ``TARGETS`` with a deployment class offering the same methods
-(release / activate / deploy, markers for a broken boot and for 500s).
-Responses carry "gen=<release name>" so a test can tell old code from new.
+(``deployment``): ``fake`` is tests/fake_worker.py.  The real PHP worker
+can be added to ``TARGETS`` with a deployment class offering the same
+surface as ``FakeDeployment``: ``target`` ("module:function"), ``root``,
+``master_options`` (e.g. a config_file), ``deploy(name, boot_fail=,
+fail_all=, boot_delay=)``, and an app answering GET / and /sleep?ms= with
+"gen=<release name> pid=<pid>", /slow?s=, /fail, POST /upload, /grow?mb=.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def start_master(deployment, tmp_path):
     def start(**options) -> MasterProcess:
         log = str(tmp_path / f"master{len(masters)}.log")
         master = MasterProcess(deployment.target, deployment.root, log,
-                               **options)
+                               **{**deployment.master_options, **options})
         masters.append(master)
         master.wait_alive()
         return master
@@ -471,3 +473,16 @@ def test_master_logs_worker_deaths_by_cause(start_master):
     # The fake drains on SIGTERM and exits 0: an orderly exit, info level.
     assert re.search(rf"INFO askr.supervisor worker exited pid={second} "
                      r"pool=web reason=drain code=0", log)
+
+
+def test_master_halts_when_workers_cannot_init_php(deployment, tmp_path):
+    deployment.deploy("v9", boot_fail=3)    # errors.PHP_INIT_FAILED
+    master = MasterProcess(deployment.target, deployment.root,
+                           str(tmp_path / "master.log"), workers=2)
+    try:
+        code = master.wait(10)
+    finally:
+        master.stop()
+
+    assert code == 3
+    assert "worker cannot start pool=web code=3: halting" in master.log()
