@@ -333,6 +333,18 @@ def test_system_php_ini_loads_distro_extensions():
     assert d["memory_limit"] == "77M"  # the ini text wins over php.ini
 
 
+def test_sigterm_sets_the_flag_askr_should_stop_reads():
+    runner = Runner("extension=posix.so\n")
+    try:
+        assert runner.call({"op": "stop_requested"})["stop_requested"] is False
+        runner.call({"op": "install_stop"})
+        a = runner.run("stoppable.php")
+        assert runner.call({"op": "stop_requested"})["stop_requested"] is True
+    finally:
+        runner.close()
+    assert body_of(a) == "stopped after 4"
+
+
 def test_php_config_zts_or_missing_gives_clear_error(tmp_path):
     from askr.php import _build
 

@@ -702,7 +702,44 @@ void askr_set_request_timeout(double seconds)
     }
 }
 
+/* ---- stop requests for long-running scripts ----------------------------- */
+
+/* While a long script runs (queue worker, scheduler), Python code runs
+ * only inside callbacks, so a Python-level SIGTERM handler would fire too
+ * late.  This C handler only sets a flag that the script polls through
+ * askr_should_stop(). */
+static volatile sig_atomic_t stop_flag = 0;
+
+static void askr_on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+void askr_install_stop_signal(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = askr_on_stop_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+int askr_stop_requested(void)
+{
+    return stop_flag;
+}
+
 /* ---- PHP functions the SAPI adds -------------------------------------- */
+
+PHP_FUNCTION(askr_should_stop)
+{
+    ZEND_PARSE_PARAMETERS_NONE();
+    RETURN_BOOL(stop_flag);
+}
+
 
 /* Complete the response now; the script may keep running afterwards. */
 PHP_FUNCTION(fastcgi_finish_request)
@@ -1207,6 +1244,7 @@ static const zend_function_entry askr_functions[] = {
     PHP_FE(askr_handle_request, arginfo_askr_handle_request)
     PHP_FE(fastcgi_finish_request, arginfo_fastcgi_finish_request)
     PHP_FE(getallheaders, arginfo_getallheaders)
+    PHP_FE(askr_should_stop, arginfo_fastcgi_finish_request)
     PHP_FALIAS(apache_request_headers, getallheaders, arginfo_getallheaders)
     PHP_FE_END
 };

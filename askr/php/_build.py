@@ -50,6 +50,8 @@ int askr_run_script(void *job, const char *env, size_t env_len,
 int askr_run_worker(askr_job_in *boot);
 void askr_set_request_timeout(double seconds);
 void askr_shutdown(void);
+void askr_install_stop_signal(void);
+int askr_stop_requested(void);
 
 extern "Python+C" int askr_py_send(void *job, int status, const char *headers,
                                    size_t headers_len, const char *data,

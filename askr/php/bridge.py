@@ -182,6 +182,20 @@ def run_worker(job: Any) -> str:
     return _RESULTS[rc]
 
 
+def install_stop_signal() -> None:
+    """SIGTERM/SIGINT set a C-level flag that PHP reads as askr_should_stop().
+
+    For long-running scripts (queue worker, scheduler): no Python code runs
+    while they do, so a Python signal handler would fire only at the end.
+    """
+    lib.askr_install_stop_signal()
+
+
+def stop_requested() -> bool:
+    """Whether SIGTERM/SIGINT arrived since install_stop_signal()."""
+    return bool(lib.askr_stop_requested())
+
+
 def shutdown() -> None:
     """Shut PHP down (module shutdown: extensions' MSHUTDOWN run)."""
     global _started

@@ -9,7 +9,7 @@ Commands:
   {"op": "startup", "ini": "...", "timeout": 0}
   {"op": "run", "job": JOB}                       classic request
   {"op": "worker", "boot": JOB, "jobs": [JOB...], "rss_at": [100, 1000]}
-  {"op": "rss"}
+  {"op": "rss"}, {"op": "install_stop"}, {"op": "stop_requested"}
 JOB = {"env": [[k, v], ...], "body": "...", "body_file": path|null,
        "abort_after": n|null}
 Answer to run: {"sends": [[status, headers|null, data, last], ...],
@@ -120,6 +120,10 @@ def main() -> None:
             out["sends"] = [j.sends for j in state["done"][1:]]
             out["leaked"] = state["leaked"]
             out["rss"] = state["rss"]
+        elif op == "install_stop":
+            bridge.install_stop_signal()
+        elif op == "stop_requested":
+            out["stop_requested"] = bridge.stop_requested()
         elif op == "rss":
             out["rss"] = rss()
         out["logs"] = list(LOGS)
