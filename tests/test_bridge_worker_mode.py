@@ -234,3 +234,20 @@ def test_handle_request_outside_worker_mode_throws(dirs):
         r.close()
     assert a["sends"][0][0] == 500
     assert any("outside worker mode" in m for _, m in a["logs"])
+
+
+def test_client_gone_mid_stream_does_not_restart_the_worker(dirs, tmp_path):
+    marker = tmp_path / "marker"
+    gone = job("worker.php", query=f"action=abort&marker={marker}", abort_after=2)
+    jobs = [gone, make_job(1, "probe")]
+    r = runner_for(dirs)
+    try:
+        a = r.call({"op": "worker", "boot": job("worker.php"), "jobs": jobs})
+    finally:
+        r.close()
+    assert a["results"] == ["done"]
+    assert [s[3] for s in a["sends"][0]][-1] is True
+    assert marker.read_text() == "aborted=1"
+    after = decode(a["sends"][1][0][2])
+    assert after["served"] == 2
+    check_clean(1, after["before"], "probe")

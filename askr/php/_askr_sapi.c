@@ -140,7 +140,7 @@ static double request_timeout = 0.0;
 static volatile sig_atomic_t wall_timed_out = 0;
 
 /* worker mode state */
-static int in_worker = 0;
+static int in_worker;
 static int worker_handled = 0;    /* askr_handle_request served >=1 job */
 static int worker_stopped = 0;    /* next_job said None */
 static int worker_fatal = 0;      /* a fatal ended the worker script */
@@ -370,6 +370,19 @@ static void req_finish(askr_request *r)
     req_send(r, 1);
 }
 
+static int in_worker;
+
+/* The client went away.  A classic request stops here unless
+ * ignore_user_abort is set (php_handle_aborted_connection bails out).  In
+ * a worker a bailout would throw the whole script away, so the handler
+ * runs on with its output dropped; connection_aborted() tells it. */
+static void client_gone(void)
+{
+    if (!in_worker) {
+        php_handle_aborted_connection();
+    }
+}
+
 static size_t askr_ub_write(const char *str, size_t len)
 {
     askr_request *r = cur;
@@ -384,7 +397,7 @@ static size_t askr_ub_write(const char *str, size_t len)
     if (r->out_len >= ASKR_CHUNK && r->headers_ready) {
         req_send(r, 0);
         if (r->aborted) {
-            php_handle_aborted_connection();
+            client_gone();
         }
     }
     return len;
@@ -402,7 +415,7 @@ static void askr_flush(void *ctx)
     if (r->out_len || !r->headers_given) {
         req_send(r, 0);
         if (r->aborted) {
-            php_handle_aborted_connection();
+            client_gone();
         }
     }
 }
@@ -984,10 +997,16 @@ static void worker_end(askr_request *r)
     timer_disarm();
     zend_unset_timeout();
 
-    /* nested ob_start() levels are flushed into the response */
+    /* nested ob_start() levels are flushed into the response; an output
+     * callback that throws must not leave the exception to the next
+     * request */
     zend_try {
         php_output_end_all();
     } zend_end_try();
+    if (EG(exception)) {
+        zend_exception_error(EG(exception), E_ERROR);
+        zend_clear_exception();
+    }
     zend_try {
         if (!SG(headers_sent)) {
             php_header();

@@ -97,6 +97,13 @@ $handler = function () use (&$served, $booted) {
                 ['before' => $before, 'served' => $served, 'booted' => $booted]
             );
             return;
+        case 'abort':
+            for ($i = 0; $i < 5; $i++) {
+                echo "chunk$i";
+                flush();
+            }
+            file_put_contents($_GET['marker'], 'aborted=' . connection_aborted());
+            return;
         case 'sleep':
             sleep(5);
             return;
