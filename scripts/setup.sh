@@ -55,6 +55,27 @@ install_debian_packages() {
         --no-install-recommends "${missing[@]}"
 }
 
+# Debian enables a PHP module per SAPI (conf.d symlinks); the embed SAPI
+# gets none by default.  Enable for it what the CLI has, so that Askr's
+# PHP (askr.php_ini = system) loads the same extensions as php-cli.
+enable_embed_modules() {
+    command -v phpenmod >/dev/null || return 0
+    local ver
+    ver=$(php-config --version 2>/dev/null | cut -d. -f1,2) || return 0
+    local cli=/etc/php/$ver/cli/conf.d embed=/etc/php/$ver/embed
+    [ -d "$cli" ] && [ -d "$embed" ] || return 0
+    local mods=()
+    for f in "$cli"/*.ini; do
+        [ -e "$f" ] || continue
+        local m
+        m=$(basename "$f" .ini)
+        mods+=("${m#*-}")
+    done
+    [ ${#mods[@]} -gt 0 ] || return 0
+    log "enabling PHP modules for the embed SAPI: ${mods[*]}"
+    phpenmod -v "$ver" -s embed "${mods[@]}" || true
+}
+
 setup_venv() {
     local venv=${ASKR_VENV:-$here/.venv}
     if [ ! -x "$venv/bin/python" ]; then
@@ -77,6 +98,7 @@ setup_demo() {
 }
 
 install_debian_packages
+[ -n "${ASKR_PHP_CONFIG:-}" ] || enable_embed_modules
 setup_venv
 build_native
 setup_demo
