@@ -102,8 +102,9 @@ def stats(sock: socket.socket, *, requests: int, errors5xx: int, rss: int,
 
     Optional fields the master understands: ``status`` (cumulative counts
     by class, {"2xx": n, ...}), ``durations`` (seconds of the requests
-    finished since the previous stats packet), and for services any
-    counters to show in /api/status (``jobs``, ``last_run``, ...).
+    finished since the previous stats packet), ``io`` (the event loop
+    backend in use, shown in /api/status), and for services any counters
+    to show in /api/status (``jobs``, ``last_run``, ...).
     """
     message = {"ev": "stats", "requests": requests, "errors5xx": errors5xx,
                "rss": rss, "busy_since": busy_since}

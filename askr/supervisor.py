@@ -84,6 +84,9 @@ class Pool:
     max_requests: int = 0
     max_requests_jitter: int | None = None   # None: max_requests // 5
     config: Any = None
+    # False: a successor starts only once its predecessor has exited, for
+    # processes that must never run twice at once (the scheduler).
+    overlap: bool = True
     failures: int = 0            # consecutive deaths before ready
     next_spawn: float = 0.0
     ever_ready: bool = False
@@ -173,6 +176,7 @@ class Reload:
     started: float
     phase: str = "rolling"           # "rolling" | "watching"
     fresh: Worker | None = None
+    vacating: Worker | None = None   # predecessor of a no-overlap successor
     canary_worker: Worker | None = None
     watch_until: float = 0.0
     committed: bool = False
@@ -761,6 +765,9 @@ class Supervisor:
                 logger.warning("worker over memory limit pid=%d rss=%d "
                                "limit=%d: replacing", worker.pid, worker.rss,
                                limit)
+                if not worker.pool.overlap:
+                    self._drain(worker, "memory")
+                    continue
                 worker.replaced_by = self.spawn(worker.pool, worker.index,
                                                 self.committed)
                 worker.drain_reason = "memory"
@@ -785,8 +792,9 @@ class Supervisor:
         if self.stopping:
             return
         for pool in self.pools:
-            active = [w for w in self.workers.values()
-                      if w.pool is pool and w.state is not State.DRAINING]
+            # A no-overlap pool counts its draining processes as present.
+            active = [w for w in self.workers.values() if w.pool is pool
+                      and (w.state is not State.DRAINING or not pool.overlap)]
             missing = pool.count - len(active)
             if missing <= 0 or now < pool.next_spawn:
                 continue
@@ -860,9 +868,21 @@ class Supervisor:
                     f"not ready within {self.settings.canary_seconds:g}s")
             return
 
+        vacating = reload.vacating
+        if vacating is not None:
+            if vacating.reaped:
+                reload.vacating = None
+                reload.fresh = self.spawn(vacating.pool, vacating.index,
+                                          reload.generation)
+            return
+
         old = self._next_to_roll(reload.generation.number)
         if old is None:
             self._finish_reload(reload)
+            return
+        if not old.pool.overlap:
+            self._drain(old, "reload")
+            reload.vacating = old
             return
         fresh = self.spawn(old.pool, old.index, reload.generation)
         old.replaced_by = fresh
@@ -974,6 +994,8 @@ class Supervisor:
             }
             if worker.pool.kind != "web":
                 info["counters"] = dict(worker.counters)
+            elif "io" in worker.counters:
+                info["io"] = worker.counters["io"]
             return info
 
         by_pool = {pool.name: sorted((w for w in self.workers.values()
@@ -992,7 +1014,11 @@ class Supervisor:
                       "reloading" if self.reload else "running"),
             "generation": self.committed.number,
             "code": self.committed.code,
-            "io": self.settings.io,
+            # What the workers report using (stats "io"), else the setting.
+            "io": next((w.counters["io"] for w in self.workers.values()
+                        if w.pool.kind == "web" and "io" in w.counters),
+                       self.settings.io),
+            "io_configured": self.settings.io,
             "listen": [format_address(s) for s in self.listeners],
             "workers_alive": self.workers_alive(),
             "workers": [describe(w) for p in self.pools if p.kind == "web"
@@ -1075,7 +1101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-requests", type=int, default=0)
     parser.add_argument("--max-requests-jitter", type=int, default=None)
     parser.add_argument("--service", action="append", default=[],
-                        metavar="NAME=MODULE:FUNC:COUNT")
+                        metavar="NAME=MODULE:FUNC:COUNT[:no-overlap]")
     parser.add_argument("--config", help="askr.toml given to targets as "
                         "spec.config (its [server] etc. seed the settings)")
     parser.add_argument("--settings", default="{}", help="JSON of Settings")
@@ -1103,9 +1129,11 @@ def main(argv: list[str] | None = None) -> int:
                   config=cfg)]
     for text in args.service:
         name, _, rest = text.partition("=")
+        overlap = not rest.endswith(":no-overlap")
+        rest = rest.removesuffix(":no-overlap")
         target, _, count = rest.rpartition(":")
         pools.append(Pool(name, import_target(target), int(count),
-                          kind="service", config=cfg))
+                          kind="service", config=cfg, overlap=overlap))
 
     def report(addresses: dict[str, Any]) -> None:
         print(json.dumps(addresses), flush=True)

@@ -80,7 +80,7 @@ class FakeWorker:
             self.spec.control, requests=self.requests,
             errors5xx=self.errors5xx, rss=control.rss_bytes(),
             busy_since=self.busy_since, status=dict(self.status),
-            durations=self.durations)
+            durations=self.durations, io="blocking")
         if sent:
             self.durations = []
             self.dirty = False

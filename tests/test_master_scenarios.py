@@ -486,3 +486,25 @@ def test_master_halts_when_workers_cannot_init_php(deployment, tmp_path):
 
     assert code == 3
     assert "worker cannot start pool=web code=3: halting" in master.log()
+
+
+def test_master_rolls_no_overlap_service_stop_then_start(start_master,
+                                                         deployment):
+    master = start_master(workers=1, services=(
+        "scheduler=tests.fake_worker:main:1:no-overlap",))
+    [old] = master.wait_for(
+        lambda s: [p["pid"] for p in s["services"][0]["processes"]
+                   if p["state"] == "ready"], what="scheduler ready")
+
+    deployment.deploy("v2")
+    master.signal(signal.SIGHUP)
+    status = master.wait_for(
+        lambda s: s["reload"] is None and s["generation"] == 2
+        and [p["generation"] for p in s["services"][0]["processes"]] == [2]
+        and s, what="scheduler rolled")
+
+    [new] = status["services"][0]["processes"]
+    log = master.log()
+    exited = log.index(f"worker exited pid={old} pool=scheduler")
+    spawned = log.index(f"worker spawned pid={new['pid']} pool=scheduler")
+    assert exited < spawned
