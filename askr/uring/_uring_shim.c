@@ -176,6 +176,8 @@ static struct io_uring_sqe *get_sqe(askr_ring *r)
     return sqe;
 }
 
+static void give_back(askr_ring *r, unsigned bid);
+
 /* ---- set-up ---------------------------------------------------------- */
 
 /* Try one io_uring_queue_init_params; 0 or -errno.  Used by probe(). */
@@ -252,24 +254,31 @@ static int setup_buf_ring(askr_ring *r)
  * completion was -EINVAL (flag unknown to this kernel). */
 static int probe_multishot(askr_ring *r, int fd)
 {
+    struct __kernel_timespec ts = { .tv_sec = 1, .tv_nsec = 0 };
     struct io_uring_sqe *sqe;
     struct io_uring_cqe *cqe;
     int supported = 1;
-    int seen = 0;
+    int seen;
 
     sqe = get_sqe(r);
     io_uring_prep_cancel64(sqe, ud_encode(OP_PROBE, fd), 0);
     io_uring_sqe_set_data64(sqe, ud_encode(OP_CANCEL, fd));
-    if (io_uring_submit_and_wait(&r->ring, 2) < 0)
+    if (io_uring_submit(&r->ring) < 0)
         return 0;
-    while (seen < 2 && io_uring_peek_cqe(&r->ring, &cqe) == 0) {
+
+    /* Bounded: a probe must never hang a worker's start-up.  A completion
+     * that comes later is dropped by askr_ring_wait (OP_PROBE). */
+    for (seen = 0; seen < 2; seen++) {
         int op, cfd;
 
+        if (io_uring_wait_cqe_timeout(&r->ring, &cqe, &ts) < 0)
+            return 0;
         ud_decode(cqe->user_data, &op, &cfd);
         if (op == OP_PROBE && cqe->res == -EINVAL)
             supported = 0;
+        if (op == OP_PROBE && (cqe->flags & IORING_CQE_F_BUFFER))
+            give_back(r, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
         io_uring_cqe_seen(&r->ring, cqe);
-        seen++;
     }
     return supported;
 }
@@ -825,6 +834,8 @@ int askr_ring_wait(askr_ring *r, int64_t timeout_ns, askr_ev *evs, int max,
         if (b.n >= b.max)
             break;
         ud_decode(cqe->user_data, &op, &fd);
+        if (op == OP_PROBE && r->br && (cqe->flags & IORING_CQE_F_BUFFER))
+            give_back(r, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
         if (fd >= 0 && fd < r->nfds) {
             if (op == OP_ACCEPT)
                 full = on_accept(r, &b, fd, cqe);

@@ -46,6 +46,11 @@ log = logging.getLogger("askr.uring")
 EPOLLEXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 1 << 28)
 READ_MASK = select.EPOLLIN | select.EPOLLRDHUP
 READY = READ_MASK | select.EPOLLHUP | select.EPOLLERR
+EPOLLIN = select.EPOLLIN
+EPOLLOUT = select.EPOLLOUT
+OUT_OR_ERR = select.EPOLLOUT | select.EPOLLERR
+HUP_OR_ERR = select.EPOLLHUP | select.EPOLLERR
+MSG_NOSIGNAL = socket.MSG_NOSIGNAL
 
 
 class Conn:
@@ -235,7 +240,7 @@ class EpollBackend:
 
         # Fast path, the usual case: the socket takes the whole response.
         try:
-            n = conn.sock.send(data, socket.MSG_NOSIGNAL)
+            n = conn.sock.send(data, MSG_NOSIGNAL)
         except (BlockingIOError, InterruptedError):
             n = 0
         except OSError as exc:
@@ -362,9 +367,9 @@ class EpollBackend:
                 if fd in self._listeners:
                     self._accept(fd)
                 continue
-            if mask & select.EPOLLOUT or (mask & select.EPOLLERR and conn.sendq):
+            if mask & OUT_OR_ERR and (mask & EPOLLOUT or conn.sendq):
                 self._flush(conn)
-            if conn.watched and not conn.paused and mask & READY:
+            if conn.mask & EPOLLIN and mask & READY:  # registered: watched, unpaused
                 try:  # one recv per pass: level-triggered epoll says the rest
                     data = conn.sock.recv(bufsize)
                 except (BlockingIOError, InterruptedError):
@@ -380,7 +385,7 @@ class EpollBackend:
                     conn.watched = False
                     self._update(conn)
                     pending.append((EV_EOF, fd, None))
-            elif mask & (select.EPOLLHUP | select.EPOLLERR) and not conn.sendq:
+            elif mask & HUP_OR_ERR and not conn.sendq:
                 conn.watched = False
                 self._update(conn)
 
