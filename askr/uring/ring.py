@@ -9,9 +9,11 @@ interface and keeps the policy:
 
 * Sends.  One send per fd is in flight (unlinked sends on a socket may
   complete out of order); later sends wait in a per-fd deque.  The kernel
-  reads straight out of the caller's bytes object (``ffi.from_buffer``, no
-  copy) which is kept alive until its completion.  Several small queued
-  items are joined once into one send.  Partial sends are finished in C.
+  reads straight out of the caller's bytes object (no copy), which is kept
+  alive until its completion.  Several small queued items are joined once
+  into one send.  Partial sends are finished in C.  A send is prepared at
+  once but submitted with the next ``wait()`` (or inside ``send_sync``):
+  one io_uring_enter carries every send of a loop pass.
 * Accept gating.  ``set_accepting(False)`` cancels the armed accepts and
   reaps until none is armed, so no accept completes into this process
   afterwards; an accept that completed first is delivered, not lost.
@@ -19,6 +21,15 @@ interface and keeps the policy:
   flight, close(2).  No completion can then refer to a reused fd number.
 * Completions seen while blocking (send_sync, close, set_accepting) are
   kept in ``self._pending`` for the next ``wait()``.
+* Accept is single-shot by default, re-armed in C after each connection
+  while accepting: an idle worker takes one connection per loop pass, so a
+  burst spreads over the idle workers instead of queueing behind one.
+  ``multishot_accept=True`` is for a single worker, where nobody competes.
+* Ownership.  An accepted fd belongs to the caller until ``watch()``;
+  after that only ``close()`` may close it.
+
+The ring is created after fork, in the worker that uses it: with
+SINGLE_ISSUER only the creating task may submit.
 """
 
 from __future__ import annotations
