@@ -368,6 +368,13 @@ static void req_finish(askr_request *r)
         return;
     }
     req_send(r, 1);
+
+    /* one huge echo must not pin its buffer for the process's life */
+    if (r->out_cap > 4 * ASKR_CHUNK) {
+        free(r->out);
+        r->out = NULL;
+        r->out_cap = 0;
+    }
 }
 
 static int in_worker;
@@ -565,7 +572,11 @@ static void askr_log_message(const char *msg, int syslog_type)
         int n = snprintf(line, sizeof line,
                          "PHP request timeout: wall-clock limit of %gs exceeded "
                          "running %s", request_timeout, s);
-        askr_py_log(40, line, n > 0 ? (size_t)n : 0);
+        size_t len = n < 0 ? 0 : (size_t)n;
+        if (len >= sizeof line) {
+            len = sizeof line - 1;
+        }
+        askr_py_log(40, line, len);
         return;
     }
     askr_py_log(syslog_to_level(syslog_type), msg, strlen(msg));
