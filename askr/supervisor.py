@@ -31,6 +31,14 @@ Strategy
     the application root's realpath from the moment it was created, so an
     old-code worker can still be forked after the ``current`` symlink moved.
 
+Plugging a worker in
+  A ``Pool`` names a target: ``Pool("web", askr.worker.main, 4,
+  config=cfg)`` in production, ``tests.fake_worker.main`` in the tests, or
+  ``ExecTarget([...])`` for a program started with exec.  The target gets a
+  ``WorkerSpec`` (listeners, control socket, generation, ``code`` = the
+  root's realpath for that generation, its own max_requests quota, the
+  pool's ``config``); what it returns (an int) becomes the exit code.
+
 Trade-offs: the master polls every ``TICK`` seconds even when idle (cheap,
 and it keeps timeouts simple); a request-timeout kill relies on the
 worker's ``busy_since`` stats, so it can lag by a stats interval.
@@ -487,9 +495,18 @@ class Supervisor:
 
     # ------------------------------------------------------------ processes
 
-    def spawn(self, pool: Pool, index: int, generation: Generation) -> Worker:
-        """Fork one worker; the child runs ``pool.target`` and never returns."""
-        master_end, worker_end = control.channel()
+    def spawn(self, pool: Pool, index: int,
+              generation: Generation) -> Worker | None:
+        """Fork one worker; the child runs ``pool.target`` and never returns.
+
+        Returns None when the fork itself fails (out of memory or process
+        slots); the pool then backs off as after a boot failure.
+        """
+        try:
+            master_end, worker_end = control.channel()
+        except OSError as exc:
+            self._fork_failed(pool, exc)
+            return None
         siblings = [w for w in self.workers.values()
                     if w.pool is pool and w.state is not State.DRAINING]
         remaining = [max(0, w.quota - w.requests) for w in siblings if w.quota]
@@ -503,7 +520,13 @@ class Supervisor:
             code=generation.code, max_requests=quota,
             request_timeout=self.settings.request_timeout, config=pool.config)
 
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            master_end.close()
+            worker_end.close()
+            self._fork_failed(pool, exc)
+            return None
         if pid == 0:
             self._child(pool, spec, master_end)
 
@@ -517,6 +540,14 @@ class Supervisor:
                     "max_requests=%d", pid, pool.name, index,
                     generation.number, quota)
         return worker
+
+    def _fork_failed(self, pool: Pool, exc: OSError) -> None:
+        pool.failures += 1
+        delay = min(self.settings.backoff_base * 2 ** (pool.failures - 1),
+                    self.settings.backoff_max)
+        pool.next_spawn = time.monotonic() + delay
+        logger.critical("fork failed pool=%s error=%s retry_in=%.1fs",
+                        pool.name, exc, delay)
 
     def _child(self, pool: Pool, spec: WorkerSpec,
                master_end: socket.socket) -> None:
@@ -545,7 +576,12 @@ class Supervisor:
             result = pool.target(spec)
             code = result if isinstance(result, int) else errors.OK
         except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else errors.FAILURE
+            code = exc.code if isinstance(exc.code, int) else (
+                errors.OK if exc.code is None else errors.FAILURE)
+        except errors.HaltServer as exc:
+            logger.critical("worker halting pool=%s reason=%s", spec.pool,
+                            exc.reason)
+            code = exc.exit_code
         except BaseException:
             logger.exception("worker target failed pool=%s", spec.pool)
             code = errors.WORKER_BOOT_FAILED
@@ -768,9 +804,10 @@ class Supervisor:
                 if not worker.pool.overlap:
                     self._drain(worker, "memory")
                     continue
-                worker.replaced_by = self.spawn(worker.pool, worker.index,
-                                                self.committed)
-                worker.drain_reason = "memory"
+                fresh = self.spawn(worker.pool, worker.index, self.committed)
+                if fresh is not None:
+                    worker.replaced_by = fresh
+                    worker.drain_reason = "memory"
 
     def _drain_replaced(self) -> None:
         """Fresh-first replacement: drain a worker once its successor is up."""
@@ -871,20 +908,26 @@ class Supervisor:
         vacating = reload.vacating
         if vacating is not None:
             if vacating.reaped:
-                reload.vacating = None
-                reload.fresh = self.spawn(vacating.pool, vacating.index,
-                                          reload.generation)
+                fresh = self.spawn(vacating.pool, vacating.index,
+                                   reload.generation)
+                if fresh is not None:
+                    reload.vacating = None
+                    reload.fresh = fresh
             return
 
         old = self._next_to_roll(reload.generation.number)
         if old is None:
             self._finish_reload(reload)
             return
+        if now < old.pool.next_spawn:
+            return      # the pool is backing off (boot or fork failures)
         if not old.pool.overlap:
             self._drain(old, "reload")
             reload.vacating = old
             return
         fresh = self.spawn(old.pool, old.index, reload.generation)
+        if fresh is None:
+            return      # fork failed; tried again on a later pass
         old.replaced_by = fresh
         old.drain_reason = "reload"
         reload.fresh = fresh
