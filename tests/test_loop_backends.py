@@ -458,3 +458,15 @@ def test_stats_name_the_backend_and_count_traffic(be, listener):
         assert stats["connections"] == 1
     be.close(fd)
     assert be.stats()["connections"] == 0
+
+
+def test_sendfile_of_a_file_shorter_than_announced_is_an_error(be, listener, tmp_path):
+    path = tmp_path / "short.bin"
+    path.write_bytes(b"s" * 1000)
+    fd, client = accept_one(be, listener)
+    with client, open(path, "rb") as f:
+        be.sendfile(fd, f.fileno(), 0, 5000)
+        events = pump(be, lambda evs: any(e[0] == EV_ERROR for e in evs))
+        assert (EV_ERROR, fd, errno.EIO) in events
+        assert not [e for e in events if e[0] == EV_SENT]
+    be.close(fd)

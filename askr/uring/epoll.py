@@ -297,9 +297,11 @@ class EpollBackend:
                     n = os.sendfile(
                         conn.fd, head.fd, head.offset, min(head.count, FILE_CHUNK)
                     )
+                    if n == 0:  # the file shrank: the body would be short
+                        raise OSError(errno.EIO, "file shorter than announced")
                     head.offset += n
                     head.count -= n
-                    if n == 0 or head.count <= 0:  # done, or file shrank
+                    if head.count <= 0:
                         os.close(head.fd)
                         q.popleft()
                 else:

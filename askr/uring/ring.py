@@ -285,10 +285,13 @@ class UringBackend:
             head = q[0]
             if isinstance(head, FileItem):
                 chunk = self._read_chunk(fd, head)
-                if chunk:
-                    self._start(fd, chunk)
+                if chunk is None:
+                    # The response promised these bytes: the peer must see
+                    # the connection fail, not a silently short body.
+                    self._send_error(fd, errno.EIO)
                     return
-                continue
+                self._start(fd, chunk)
+                return
 
             q.popleft()
             if q and not isinstance(q[0], FileItem) and len(head) < JOIN_LIMIT:
@@ -304,7 +307,8 @@ class UringBackend:
         del self._sendq[fd]
         self._pending.append((EV_SENT, fd, self._sent.pop(fd, 0)))
 
-    def _read_chunk(self, fd: int, item: FileItem) -> bytes:
+    def _read_chunk(self, fd: int, item: FileItem) -> bytes | None:
+        """The next chunk of a queued file; None if it cannot be read."""
         try:
             chunk = os.pread(item.fd, min(item.count, FILE_CHUNK), item.offset)
         except OSError as exc:
@@ -315,7 +319,7 @@ class UringBackend:
         if not chunk or item.count <= 0:
             self._sendq[fd].popleft()
             os.close(item.fd)
-        return chunk
+        return chunk or None
 
     def _send_error(self, fd: int, err: int) -> None:
         self._send_failed.add(fd)
