@@ -867,7 +867,9 @@ class Supervisor:
         self.last_generation += 1
         generation = Generation(self.last_generation, self.resolve_code())
         self.reload = Reload(generation, canary, time.monotonic())
-        sdnotify.notify("RELOADING=1",
+        # Type=notify-reload units want the reload's start time with it.
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        sdnotify.notify("RELOADING=1", f"MONOTONIC_USEC={usec}",
                         f"STATUS=reloading generation {generation.number}")
         logger.info("reload started generation=%d code=%s canary=%s",
                     generation.number, generation.code, canary)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 
 import pytest
@@ -149,7 +150,10 @@ def test_master_notifies_systemd(deployment, tmp_path, monkeypatch):
                            str(tmp_path / "master.log"), workers=2)
     try:
         ready = receiver.recv(4096).decode()
-        master.signal(15)
+        master.signal(signal.SIGHUP)
+        reloading = receiver.recv(4096).decode()
+        reloaded = receiver.recv(4096).decode()
+        master.signal(signal.SIGTERM)
         stopping = receiver.recv(4096).decode()
         assert master.wait(10) == 0
     finally:
@@ -157,4 +161,7 @@ def test_master_notifies_systemd(deployment, tmp_path, monkeypatch):
         receiver.close()
 
     assert ready.splitlines() == ["READY=1", "STATUS=2 workers ready"]
+    assert reloading.splitlines()[0] == "RELOADING=1"
+    assert reloading.splitlines()[1].startswith("MONOTONIC_USEC=")
+    assert reloaded.splitlines() == ["READY=1", "STATUS=generation 2"]
     assert stopping == "STOPPING=1"
