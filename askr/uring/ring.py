@@ -115,7 +115,7 @@ class UringBackend:
         reason: str = "",
         *,
         entries: int = 1024,
-        nbufs: int = 1024,
+        nbufs: int = 256,
         bufsize: int = 16384,
         max_events: int = 1024,
         multishot_accept: bool = False,
