@@ -85,7 +85,8 @@ class WorkerServer(Server):
         durations, self.durations = self.durations[-500:], []
         control.stats(spec.control, requests=self.requests,
                       errors5xx=self.errors5xx, rss=control.rss_bytes(),
-                      busy_since=self.busy_since, durations=durations)
+                      busy_since=self.busy_since, durations=durations,
+                      io=self.backend.name)
 
 
 class BootJob:
