@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -38,8 +37,13 @@ expose_php=1
 
 
 @pytest.fixture(scope="module")
-def php():
-    r = Runner(INI)
+def upload_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("uploads")
+
+
+@pytest.fixture(scope="module")
+def php(upload_dir):
+    r = Runner(INI + f"upload_tmp_dir={upload_dir}\n")
     try:
         yield r
     finally:
@@ -365,7 +369,8 @@ def test_php_config_zts_or_missing_gives_clear_error(tmp_path):
         del os.environ["ASKR_PHP_CONFIG"]
 
 
-def test_temp_dir_has_no_leftover_uploads():
-    left = [p for p in os.listdir(tempfile.gettempdir()) if p.startswith("php")]
-    # rfc1867 temp files are named php<random>; none may survive a request
-    assert not [p for p in left if len(p) == 9]
+def test_upload_dir_is_empty_after_all_requests(php, upload_dir):
+    body, ctype = multipart({}, {"a": ("a.txt", "x"), "b": ("b.txt", "y")})
+    a = php.run("dump.php", method="POST", body=body, content_type=ctype)
+    assert body_of(a).count("TMP:" + str(upload_dir)) == 2
+    assert list(upload_dir.iterdir()) == []
