@@ -157,6 +157,31 @@ def test_upload_limits_are_honoured(php):
     assert "Maximum number of allowable file uploads" in log_text(a)
 
 
+def test_multipart_upload_spooled_to_an_fd(php, tmp_path):
+    content = "z" * 300_000
+    body, ctype = multipart({"title": "big"}, {"doc": ("big.txt", content)})
+    spool = tmp_path / "spool"
+    head = body[:1000]
+    spool.write_bytes(body[1000:].encode("latin-1"))
+    a = php.run(
+        "dump.php", method="POST", body=head, body_file=str(spool), content_type=ctype
+    )
+    text = body_of(a)
+    d = json.loads(text[text.index("{") :])
+    assert d["post"] == {"title": "big"}
+    assert d["files"]["doc"]["size"] == 300_000
+    assert d["files"]["doc"]["content"] == content
+
+
+def test_build_info_describes_the_php(php):
+    info = php.info["info"]
+    assert info["version"].startswith("8.")
+    assert info["version_id"] >= 80200
+    assert info["zts"] is False
+    assert info["sapi"] == "askr"
+    assert os.path.isdir(info["extension_dir"])
+
+
 def test_headers_in_order_with_repeats_and_remove(php):
     a = php.run("headers.php")
     h = headers_of(a)
