@@ -261,6 +261,8 @@ static int probe_multishot(askr_ring *r, int fd)
     int seen;
 
     sqe = get_sqe(r);
+    if (!sqe)
+        return 0;
     io_uring_prep_cancel64(sqe, ud_encode(OP_PROBE, fd), 0);
     io_uring_sqe_set_data64(sqe, ud_encode(OP_CANCEL, fd));
     if (io_uring_submit(&r->ring) < 0)
@@ -292,6 +294,11 @@ static int probe_multishot_recv(askr_ring *r)
     if (!r->br || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
         return 0;
     sqe = get_sqe(r);
+    if (!sqe) {
+        close(sv[0]);
+        close(sv[1]);
+        return 0;
+    }
     io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = r->bgid;
@@ -319,6 +326,10 @@ static int probe_multishot_accept(askr_ring *r)
         return 0;
     }
     sqe = get_sqe(r);
+    if (!sqe) {
+        close(fd);
+        return 0;
+    }
     io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
     io_uring_sqe_set_data64(sqe, ud_encode(OP_PROBE, fd));
     ok = probe_multishot(r, fd);
@@ -503,12 +514,15 @@ static int arm_send(askr_ring *r, int fd, struct askr_fd *f)
     return 0;
 }
 
-static void cancel_op(askr_ring *r, int op, int fd)
+static int cancel_op(askr_ring *r, int op, int fd)
 {
     struct io_uring_sqe *sqe = get_sqe(r);
 
+    if (!sqe)
+        return -EBUSY;
     io_uring_prep_cancel64(sqe, ud_encode(op, fd), IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, ud_encode(OP_CANCEL, fd));
+    return 0;
 }
 
 /* ---- the calls Python makes ------------------------------------------ */
@@ -579,7 +593,7 @@ int askr_pause(askr_ring *r, int fd)
         return -EBADF;
     f->flags |= F_PAUSED;
     if (f->flags & F_RECV_ARMED)
-        cancel_op(r, OP_RECV, fd);
+        return cancel_op(r, OP_RECV, fd);
     return 0;
 }
 
@@ -632,6 +646,8 @@ int askr_cancel_fd(askr_ring *r, int fd)
     if (!f->inflight)
         return 0;
     sqe = get_sqe(r);
+    if (!sqe)
+        return -EBUSY;   /* Python reaps and asks again */
     io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, ud_encode(OP_CANCEL, fd));
     return f->inflight;

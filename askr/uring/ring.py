@@ -339,7 +339,7 @@ class UringBackend:
         """Cancel what is pending on fd, close it; no more events for it."""
         lib = self._lib
         self._closing.add(fd)
-        lib.askr_cancel_fd(self._ring, fd)
+        queued = lib.askr_cancel_fd(self._ring, fd) >= 0
 
         deadline = time.monotonic() + CLOSE_REAP_LIMIT
         while lib.askr_inflight(self._ring, fd) > 0:
@@ -347,6 +347,8 @@ class UringBackend:
             if left <= 0:
                 break
             self._reap(min(left, 0.05))
+            if not queued:  # the SQ was full: the reap made room
+                queued = lib.askr_cancel_fd(self._ring, fd) >= 0
         stuck = lib.askr_inflight(self._ring, fd) > 0
         if stuck:
             # The kernel may still read the send buffer: keep it alive.
