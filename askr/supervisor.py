@@ -81,6 +81,44 @@ class State(Enum):
     DRAINING = "draining"
 
 
+class Event(Enum):
+    """What can happen to a worker while it lives (its death is the reap)."""
+
+    READY_RECEIVED = "ready"          # it booted
+    DRAIN_SENT = "drain"              # the master sent SIGTERM
+    EXITING_RECEIVED = "exiting"      # it announced its own exit
+    KILL_SENT = "kill"                # the master sent SIGKILL
+
+
+# Every legal (state, event) pair.  A late "ready" from a worker already
+# told to drain changes nothing; once draining, a worker never comes back.
+TRANSITIONS: dict[tuple[State, Event], State] = {
+    (State.BOOTING, Event.READY_RECEIVED): State.READY,
+    (State.BOOTING, Event.DRAIN_SENT): State.DRAINING,
+    (State.BOOTING, Event.EXITING_RECEIVED): State.DRAINING,
+    (State.BOOTING, Event.KILL_SENT): State.DRAINING,
+    (State.READY, Event.DRAIN_SENT): State.DRAINING,
+    (State.READY, Event.EXITING_RECEIVED): State.DRAINING,
+    (State.READY, Event.KILL_SENT): State.DRAINING,
+    (State.DRAINING, Event.READY_RECEIVED): State.DRAINING,
+    (State.DRAINING, Event.DRAIN_SENT): State.DRAINING,
+    (State.DRAINING, Event.EXITING_RECEIVED): State.DRAINING,
+    (State.DRAINING, Event.KILL_SENT): State.DRAINING,
+}
+
+
+class TransitionError(Exception):
+    """A worker state change that the table does not allow (a bug)."""
+
+
+def next_state(state: State, event: Event) -> State:
+    try:
+        return TRANSITIONS[state, event]
+    except KeyError:
+        raise TransitionError(f"worker in {state.name} got {event.name}"
+                              ) from None
+
+
 @dataclass
 class Pool:
     """A group of identical processes: the web workers or one service."""
@@ -599,16 +637,18 @@ class Supervisor:
         """SIGTERM: finish in-flight requests and exit."""
         if worker.state is State.DRAINING and worker.term_at is not None:
             return
-        worker.state = State.DRAINING
+        worker.state = next_state(worker.state, Event.DRAIN_SENT)
         worker.drain_reason = worker.drain_reason or reason
         worker.term_at = time.monotonic()
         logger.info("worker draining pid=%d reason=%s", worker.pid, reason)
         self._signal(worker, signal.SIGTERM)
 
     def _kill(self, worker: Worker, reason: str) -> None:
+        """SIGKILL; the worker stops counting, so its successor starts now."""
         if worker.killed:
             return
         worker.killed = reason
+        worker.state = next_state(worker.state, Event.KILL_SENT)
         self._signal(worker, signal.SIGKILL)
 
     def _on_control(self, worker: Worker) -> None:
@@ -623,10 +663,18 @@ class Supervisor:
                 pass
 
     def _on_message(self, worker: Worker, message: dict[str, Any]) -> None:
+        try:
+            self._apply_message(worker, message)
+        except TransitionError as exc:
+            # A worker bug must not take the master down: log, ignore.
+            logger.error("control protocol error pid=%d: %s", worker.pid, exc)
+
+    def _apply_message(self, worker: Worker, message: dict[str, Any]) -> None:
         event = message.get("ev")
         if event == "ready":
-            if worker.state is State.BOOTING:
-                worker.state = State.READY
+            before = worker.state
+            worker.state = next_state(before, Event.READY_RECEIVED)
+            if before is State.BOOTING:
                 worker.ready_at = time.monotonic()
                 worker.pool.failures = 0
                 worker.pool.next_spawn = 0.0
@@ -644,8 +692,8 @@ class Supervisor:
             logger.info("worker exiting pid=%d reason=%s", worker.pid, reason)
             if worker.state is not State.DRAINING:
                 # Not counted any more: its successor is forked right away.
-                worker.state = State.DRAINING
                 worker.drain_reason = reason
+            worker.state = next_state(worker.state, Event.EXITING_RECEIVED)
 
     def _on_stats(self, worker: Worker, message: dict[str, Any]) -> None:
         for name in ("requests", "errors5xx", "rss"):
@@ -780,8 +828,6 @@ class Supervisor:
                 logger.critical("request timeout: worker %d busy %ds",
                                 worker.pid, wall - busy)
                 self._kill(worker, "timeout")
-                # Not counted any more: the successor starts now.
-                worker.state = State.DRAINING
                 continue
             if worker.term_at is not None and not self.stopping and \
                     now - worker.term_at > self.settings.stop_timeout:

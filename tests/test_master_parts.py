@@ -10,11 +10,22 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from askr import admin, control, sdnotify
 from askr.metrics import Metrics
-from askr.supervisor import Pool, bind_listener, describe_exit, parse_address
+from askr.supervisor import (
+    Event,
+    Pool,
+    State,
+    TransitionError,
+    bind_listener,
+    describe_exit,
+    next_state,
+    parse_address,
+)
 
 
 def test_control_messages_arrive_whole_and_in_order():
@@ -235,3 +246,17 @@ def test_sdnotify_abstract_socket(monkeypatch):
         assert receiver.recv(1024) == b"RELOADING=1\nSTATUS=rolling"
     finally:
         receiver.close()
+
+
+@given(st.sampled_from(list(State)), st.sampled_from(list(Event)))
+def test_worker_transitions_cover_every_pair(state, event):
+    if (state, event) == (State.READY, Event.READY_RECEIVED):
+        # A second "ready" from a serving worker is a worker bug.
+        with pytest.raises(TransitionError):
+            next_state(state, event)
+        return
+    after = next_state(state, event)
+    if state is State.DRAINING or event is not Event.READY_RECEIVED:
+        assert after is State.DRAINING       # draining is one-way
+    else:
+        assert after is State.READY
