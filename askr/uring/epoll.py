@@ -26,7 +26,6 @@ import os
 import select
 import socket
 import time
-from collections.abc import Callable
 
 from .base import (
     ACCEPT_LOG_EVERY,
@@ -98,7 +97,6 @@ class EpollBackend:
 
     def __init__(
         self,
-        log_fn: Callable[..., None] | None = None,
         reason: str = "",
         *,
         bufsize: int = 65536,

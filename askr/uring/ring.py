@@ -39,7 +39,6 @@ import errno
 import logging
 import os
 import time
-from collections.abc import Callable
 
 from .base import (
     ACCEPT_LOG_EVERY,
@@ -111,7 +110,6 @@ class UringBackend:
 
     def __init__(
         self,
-        log_fn: Callable[..., None] | None = None,
         reason: str = "",
         *,
         entries: int = 1024,
@@ -156,7 +154,6 @@ class UringBackend:
         self._waits = 0  # plain ints: counted on every pass
         self._events = 0
         self._graveyard: list[object] = []
-        self._log = log_fn
 
         self.flags = [
             n for n, b in SETUP_FLAG_NAMES.items() if lib.askr_ring_flags(ring) & b
