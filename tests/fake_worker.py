@@ -11,6 +11,7 @@ can "deploy" broken code the way an operator would:
                  it (empty: WORKER_BOOT_FAILED)
     FAIL_ALL     answer every request with 500
     BOOT_DELAY   seconds to sleep before ready (float)
+    DOUBLE_READY send "ready" twice (a worker breaking the protocol)
 
 Routes: GET / -> "gen=<..> pid=<pid>"; GET /slow?s=2 sleeps (sending
 stats meanwhile); GET /sleep?ms=10 sleeps and answers like /; GET /fail ->
@@ -106,6 +107,8 @@ class FakeWorker:
             return self.run_service()
 
         control.ready(self.spec.control)
+        if self.marker("DOUBLE_READY") is not None:
+            control.ready(self.spec.control)    # a protocol bug on purpose
         quota = self.spec.max_requests
         while not self.stopping:
             self.flush_stats()

@@ -260,3 +260,4 @@ def test_worker_transitions_cover_every_pair(state, event):
         assert after is State.DRAINING       # draining is one-way
     else:
         assert after is State.READY
+

@@ -508,3 +508,22 @@ def test_master_rolls_no_overlap_service_stop_then_start(start_master,
     exited = log.index(f"worker exited pid={old} pool=scheduler")
     spawned = log.index(f"worker spawned pid={new['pid']} pool=scheduler")
     assert exited < spawned
+
+
+def test_master_survives_a_worker_breaking_the_protocol(tmp_path):
+    deployment = FakeDeployment(str(tmp_path / "app"))
+    deployment.deploy("v1")
+    open(os.path.join(tmp_path, "app", "releases", "v1", "DOUBLE_READY"),
+         "w").close()
+    master = MasterProcess(deployment.target, deployment.root,
+                           str(tmp_path / "master.log"), workers=1)
+    try:
+        master.wait_log("control protocol error pid=")
+        status = master.wait_alive(1)
+        code, body = master.get("/")
+    finally:
+        master.stop()
+
+    assert code == 200 and body.startswith("gen=v1")
+    assert status["workers_alive"] == 1
+    assert "worker in READY got READY_RECEIVED" in master.log()
