@@ -25,8 +25,8 @@ interface and keeps the policy:
   while accepting: an idle worker takes one connection per loop pass, so a
   burst spreads over the idle workers instead of queueing behind one.
   ``multishot_accept=True`` is for a single worker, where nobody competes.
-* Ownership.  An accepted fd belongs to the caller until ``watch()``;
-  after that only ``close()`` may close it.
+* Ownership.  An accepted fd belongs to the caller until ``watch()`` or
+  ``send()``; after that only ``close()`` may close it.
 
 The ring is created after fork, in the worker that uses it: with
 SINGLE_ISSUER only the creating task may submit.
@@ -499,7 +499,9 @@ class UringBackend:
         if self._ring is None:
             return
         self.set_accepting(False)
-        for fd in list(self._conns):
+        # watch() or send() made the fd ours (as on epoll): close it, which
+        # also reaps sends still reading from Python buffers.
+        for fd in self._conns | set(self._inflight) | set(self._sendq):
             self.close(fd)
         for fd in list(self._sendq):
             self._drop_queue(fd)
