@@ -934,18 +934,19 @@ class Supervisor:
 
         fresh = reload.fresh
         if fresh is not None:
-            if fresh.reaped or fresh.killed:
-                self._reload_failed(
-                    reload, f"worker pid={fresh.pid} died during boot")
-            elif fresh.state is State.READY:
+            # Once ready counts even if it left since (a tiny max_requests).
+            if fresh.ready_at is not None:
                 reload.fresh = None
                 if reload.canary and reload.canary_worker is fresh:
                     reload.phase = "watching"
                     reload.watch_until = now + self.settings.canary_seconds
-                    logger.info("canary ready pid=%d: watching for %.0fs",
+                    logger.info("canary ready pid=%d: watching for %gs",
                                 fresh.pid, self.settings.canary_seconds)
                 elif not reload.committed:
                     self._commit(reload)
+            elif fresh.reaped or fresh.killed:
+                self._reload_failed(
+                    reload, f"worker pid={fresh.pid} died during boot")
             elif reload.canary and reload.canary_worker is fresh and \
                     now - fresh.started > self.settings.canary_seconds:
                 self._reload_failed(
