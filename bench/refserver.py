@@ -87,7 +87,7 @@ listen.mode = 0666
 pm = static
 pm.max_children = {children}
 pm.max_requests = 0
-clear_env = no
+clear_env = yes
 catch_workers_output = yes
 {extra}
 """
@@ -177,7 +177,7 @@ class NginxFpm:
         for sub in ("body", "fastcgi", "proxy", "uwsgi", "scgi"):
             (self.tmp / sub).mkdir()
 
-        extra = "\n".join(f"php_admin_value[{k}] = {v}"
+        extra = "\n".join(f"php_value[{k}] = {v}"
                           for k, v in self.php_ini.items())
         fpm_conf = self.tmp / "php-fpm.conf"
         fpm_conf.write_text(FPM_CONF.format(tmp=self.tmp, extra=extra,

@@ -160,7 +160,8 @@ class AskrServer:
         return self.proc.returncode
 
 
-def read_response(sock: socket.socket, timeout: float = 10.0) -> tuple[
+def read_response(sock: socket.socket, timeout: float = 10.0,
+                  head_only: bool = False) -> tuple[
         int, dict[str, list[str]], bytes, bytes]:
     """Read one HTTP/1.1 response from a raw socket (Content-Length or
     chunked bodies); returns (status, headers, body, leftover)."""
@@ -178,6 +179,9 @@ def read_response(sock: socket.socket, timeout: float = 10.0) -> tuple[
     for line in lines[1:]:
         name, _, value = line.partition(":")
         headers.setdefault(name.strip().lower(), []).append(value.strip())
+
+    if head_only:
+        return status, headers, b"", rest
 
     if "content-length" in headers:
         size = int(headers["content-length"][0])

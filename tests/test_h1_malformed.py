@@ -154,7 +154,7 @@ def test_data_after_connection_close_is_not_parsed():
 
 
 def test_long_target_is_414():
-    _conn, evs = run(b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: h\r\n\r\n")
+    _conn, evs = run(b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\nHost: h\r\n\r\n")
     assert failures(evs) == [414]
 
 
@@ -167,7 +167,7 @@ def test_long_target_trickled_is_414():
 
 
 def test_large_header_is_431():
-    _conn, evs = run(b"GET / HTTP/1.1\r\nHost: h\r\nX: " + b"v" * 40000 + b"\r\n\r\n")
+    _conn, evs = run(b"GET / HTTP/1.1\r\nHost: h\r\nX: " + b"v" * 100000 + b"\r\n\r\n")
     assert failures(evs) == [431]
 
 
@@ -254,7 +254,7 @@ def test_failure_of_pipelined_request_waits_for_current_response():
 
 @pytest.mark.parametrize("piece", [1024, 16384, 65536])
 def test_oversized_header_split_across_receive_buffers_gets_431(piece):
-    data = (b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"b" * 40000
+    data = (b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"b" * 100000
             + b"\r\n\r\n")
     conn = H1Connection()
     events = []

@@ -174,8 +174,8 @@ def test_connection_close_is_honoured(server):
 
 
 @pytest.mark.parametrize("request_bytes, status", [
-    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414),
-    (b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"b" * 40000 + b"\r\n\r\n", 431),
+    (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414),
+    (b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"b" * 100000 + b"\r\n\r\n", 431),
     (b"GET / HTTP/1.1\r\nHost: t\r\n" + b"X-A: 1\r\n" * 150 + b"\r\n", 431),
     ((b"POST /echo_body.php HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n"
      b"Content-Length: 4\r\n\r\nabcd"), 400),

@@ -76,8 +76,8 @@ import httptools
 from askr.http.errors import LocalProtocolError, RemoteProtocolError
 
 # Default limits, each with its precedent.
-MAX_REQUEST_LINE = 8192  # Apache LimitRequestLine 8190; nginx 8k buffer
-MAX_HEADER_BYTES = 32768  # nginx large_client_header_buffers 4 x 8k
+MAX_REQUEST_LINE = 65536  # nginx takes long query strings (seen: 12 KiB); Go 1 MiB
+MAX_HEADER_BYTES = MAX_REQUEST_LINE + 32768  # line + nginx's 4 x 8k of headers
 MAX_HEADERS = 100  # Apache LimitRequestFields 100
 MAX_BODY_SIZE = 8 * 1024 * 1024  # PHP post_max_size default 8M
 
