@@ -26,13 +26,20 @@ def _uring_usable() -> bool:
 pytestmark = pytest.mark.skipif(not _uring_usable(), reason="io_uring unusable")
 
 
-def echo_many(be, count=150, size=3000):
+def listen(be):
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(1024)
     sock.setblocking(False)
     be.add_listener(sock.fileno())
     be.set_accepting(True)
+    return sock
+
+
+def echo_many(be, count=150, size=3000, sock=None):
+    own = sock is None
+    if own:
+        sock = listen(be)
     result = {}
 
     def clients():
@@ -66,7 +73,8 @@ def echo_many(be, count=150, size=3000):
             elif kind in (EV_EOF, EV_ERROR):
                 open_fds.discard(fd)
                 be.close(fd)
-    sock.close()
+    if own:
+        sock.close()
     assert result.get("ok") == count
     assert not open_fds
 
@@ -114,3 +122,17 @@ def test_multishot_accept_is_cancelled_by_gating():
         assert be._lib.askr_accepts_armed(be._ring) == 0
     finally:
         be.shutdown()
+
+
+def test_provided_buffers_come_back_after_eof_and_errors():
+    """A ring of four buffers stays usable over sixty connection lifetimes:
+    no completion path (data, EOF, close) keeps a buffer."""
+    be = open_uring(nbufs=4, bufsize=1024)
+    sock = listen(be)
+    try:
+        for _ in range(5):
+            echo_many(be, count=12, size=100, sock=sock)
+        assert be.stats()["connections"] == 0
+    finally:
+        be.shutdown()
+        sock.close()

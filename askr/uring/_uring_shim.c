@@ -749,6 +749,11 @@ static int on_recv(askr_ring *r, struct batch *b, int fd,
 
     if (res > 0 && b->used + (unsigned)res > b->size)
         return 1;
+    /* An EOF or error completion may still carry a buffer (the kernel took
+     * one before it found nothing to read): it must go back to the ring,
+     * or every closed connection drains the ring by one. */
+    if (res <= 0 && (cqe->flags & IORING_CQE_F_BUFFER))
+        give_back(r, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
     if (!(cqe->flags & IORING_CQE_F_MORE)) {
         f->flags &= ~F_RECV_ARMED;
         f->inflight--;
