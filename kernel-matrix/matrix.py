@@ -440,12 +440,19 @@ def junit_counts(xml_text: str) -> dict:
     suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     failed: list[str] = []
+    why: dict[str, str] = {}
     for suite in suites:
         for key in totals:
             totals[key] += int(suite.get(key, 0))
         for case in suite.iter("testcase"):
-            if case.find("failure") is not None or case.find("error") is not None:
-                failed.append(case.get("name", "?"))
+            bad = case.find("failure")
+            if bad is None:
+                bad = case.find("error")
+            if bad is not None:
+                name = case.get("classname", "").rpartition(".")[2]
+                name = f"{name}::{case.get('name', '?')}".lstrip(":")
+                failed.append(name)
+                why[name] = " ".join(bad.get("message", "").split())[:200]
     passed = totals["tests"] - totals["failures"] - totals["errors"] - totals["skipped"]
     return {
         "passed": passed,
@@ -453,6 +460,7 @@ def junit_counts(xml_text: str) -> dict:
         "errors": totals["errors"],
         "skipped": totals["skipped"],
         "failed_names": failed,
+        "failed_messages": why,
     }
 
 
@@ -536,6 +544,7 @@ def render(results: list[dict]) -> str:
     ]
     for r in results:
         lines.append("| " + " | ".join(_row(r)) + " |")
+    lines += ["", *LEGEND]
 
     notes = [r for r in results if r.get("notes") or r.get("console_tail")]
     if notes:
@@ -557,9 +566,27 @@ def render(results: list[dict]) -> str:
     if failed:
         lines += ["", "## Failed tests", ""]
         for r in failed:
-            names = ", ".join(f"`{n}`" for n in r["tests"]["failed_names"])
-            lines.append(f"- {r['kernel']} io_uring {r['mode']}: {names}")
+            lines.append(f"- {r['kernel']} ({r.get('uname')}), io_uring {r['mode']}:")
+            why = r["tests"].get("failed_messages", {})
+            for name in r["tests"]["failed_names"]:
+                reason = f": {_one_line(why[name])}" if why.get(name) else ""
+                lines.append(f"  - `{name}`{reason}")
     return "\n".join(lines) + "\n"
+
+
+LEGEND = [
+    "Columns: *io_uring* is `on`, or `off` with how it was denied (`sysctl`:",
+    "kernel.io_uring_disabled=2, on kernels that have it; `seccomp`:",
+    "kernel-matrix/no_uring.py makes io_uring_setup fail with ENOSYS).",
+    "*features detected* and *missing* are the probe's findings on a real ring",
+    "(features, set-up flags, opcodes); *backend chosen* is what",
+    '`open_backend("auto")` opened.  Failed counts include errors; skipped',
+    "tests are io_uring-only tests on a kernel where io_uring is unusable.",
+    "*run*: how the kernel ran (qemu TCG is software emulation: this machine's",
+    "/dev/kvm cannot run stock kernels, see README.md), wall time, the commit",
+    "tested, and the date.  The host row is the running kernel, tested",
+    "without a VM.",
+]
 
 
 def _one_line(text: str) -> str:
@@ -601,6 +628,10 @@ def _row(r: dict) -> list[str]:
     run = r.get("how", "")
     if r.get("wall_seconds") is not None:
         run += f", {r['wall_seconds']} s"
+    if r.get("source"):
+        run += f", {r['source']}"
+    if r.get("date"):
+        run += f", {r['date']}"
     return [
         kernel,
         mode,
@@ -658,6 +689,12 @@ def main(argv: list[str] | None = None) -> int:
         help="download and unpack the kernels, run nothing",
     )
     parser.add_argument(
+        "--tests",
+        metavar="ARGS",
+        help="pytest arguments instead of tests/test_loop_*.py "
+        "(e.g. 'tests/test_loop_backends.py -k timeout')",
+    )
+    parser.add_argument(
         "--render-only",
         action="store_true",
         help="rewrite RESULTS.md from results/*.json",
@@ -677,7 +714,7 @@ def main(argv: list[str] | None = None) -> int:
         RESULTS_DIR.mkdir(exist_ok=True)
         for kernel in kernels:
             for mode in modes:
-                result = run_cell(kernel, mode)
+                result = run_cell(kernel, mode, args.tests)
                 path = RESULTS_DIR / f"{_cell_name(kernel, mode)}.json"
                 path.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
                 RESULTS_MD.write_text(render(load_results()))
@@ -701,15 +738,38 @@ def _cell_ok(r: dict) -> bool:
     return backend == "epoll" if r["mode"] == "off" else backend is not None
 
 
-def run_cell(kernel: str, mode: str) -> dict:
+def _source_state() -> str:
+    """The commit the cell ran, marked when askr/ or tests/ had local edits."""
+    git = ["git", "-C", str(PROJECT)]
+    head = subprocess.run(
+        [*git, "rev-parse", "--short", "HEAD"],
+        check=False,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--", "askr", "tests"],
+        check=False,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return f"{head or '?'}{' + local edits' if dirty else ''}"
+
+
+def run_cell(kernel: str, mode: str, tests: str | None = None) -> dict:
     out = CACHE / "out" / _cell_name(kernel, mode)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
+    if tests:
+        (out / "pytest-args").write_text(tests + "\n")
     if kernel == "host":
         result = run_host(mode, out)
     else:
         result = run_vm(kernel, mode, out)
     result["mode"] = mode
+    if tests:
+        result["notes"].append(f"tests narrowed to: {tests}")
+    result["source"] = _source_state()
     result["host_python"] = platform.python_version()
     result["date"] = time.strftime("%Y-%m-%d", time.gmtime())
     return result

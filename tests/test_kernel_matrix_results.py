@@ -104,7 +104,8 @@ def test_junit_counts_and_failed_names():
     counts = matrix.junit_counts(JUNIT)
     assert counts["passed"] == 5
     assert (counts["failed"], counts["errors"], counts["skipped"]) == (1, 1, 3)
-    assert counts["failed_names"] == ["test_a[uring]", "test_b[epoll]"]
+    assert counts["failed_names"] == ["t::test_a[uring]", "t::test_b[epoll]"]
+    assert counts["failed_messages"]["t::test_a[uring]"] == "x"
 
 
 def _cell(tmp_path: Path, probe: dict, backend: str, junit: str) -> Path:
@@ -137,7 +138,7 @@ def test_collect_and_render_a_row(tmp_path):
     assert "op SEND_ZC" in cells[4]
     assert cells[5] == "uring"
     assert cells[6] == "5 / 2 / 3"
-    assert "`test_a[uring]`" in table
+    assert "`t::test_a[uring]`: x" in table
 
 
 def test_off_row_names_how_and_unusable_reason(tmp_path):
