@@ -74,8 +74,9 @@
 /* Output is sent to Python in pieces of about this size. */
 #define ASKR_CHUNK (64 * 1024)
 
-/* Settings Askr needs whatever askr.toml says; the [worker] ini text comes
- * after them, so an operator may still override them. */
+/* PHP's built-in defaults would print errors into responses.  Without a
+ * php.ini these come first; the [worker] ini text comes after them, so an
+ * operator may still override them.  When a php.ini is read, it rules. */
 static const char askr_ini_defaults[] =
     "display_errors=0\n"
     "log_errors=1\n";
@@ -1360,7 +1361,7 @@ int askr_startup(const char *ini, size_t ini_len, const char *php_ini)
     }
     promote_libphp();
 
-    size_t dl = sizeof(askr_ini_defaults) - 1;
+    size_t dl = (php_ini && *php_ini) ? 0 : sizeof(askr_ini_defaults) - 1;
     ini_buf = malloc(dl + ini_len + 2);
     if (!ini_buf) {
         return -1;
