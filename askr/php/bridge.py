@@ -53,6 +53,13 @@ def _pack_env(env: list[tuple[bytes, bytes]]) -> bytes:
     return b"\0".join(itertools.chain.from_iterable(env)) + b"\0"
 
 
+def _env_of(job: Any) -> bytes:
+    """job.env packed; a job may carry it ready as `env_packed` (optional,
+    b"K\0V\0..." exactly as _pack_env makes it) to save the join."""
+    packed = getattr(job, "env_packed", None)
+    return packed if packed is not None else _pack_env(job.env)
+
+
 def _callback_error(exc_type, exc, tb) -> None:
     logger.error(
         "askr.php: exception in a bridge callback", exc_info=(exc_type, exc, tb)
@@ -90,7 +97,7 @@ def askr_py_next_job(handle, out):
 
 def _fill(out, job: Any) -> None:
     handle = ffi.new_handle(job)
-    env = ffi.from_buffer(_pack_env(job.env))
+    env = ffi.from_buffer(_env_of(job))
     out.job = handle
     out.env = env
     out.env_len = len(env)
@@ -154,7 +161,7 @@ def set_request_timeout(seconds: float) -> None:
 def run_script(job: Any) -> None:
     """Classic mode: run job.env's SCRIPT_FILENAME for one request."""
     handle = ffi.new_handle(job)
-    env = _pack_env(job.env)
+    env = _env_of(job)
     body = job.body or b""
     rc = lib.askr_run_script(handle, env, len(env), body, len(body), job.body_fd)
     if rc != 0:
@@ -165,7 +172,7 @@ def run_worker(job: Any) -> str:
     """Worker mode: run the long-lived script; "done" | "fatal" | "exit"."""
     boot = ffi.new("askr_job_in *")
     handle = ffi.new_handle(job)
-    env = ffi.from_buffer(_pack_env(job.env))
+    env = ffi.from_buffer(_env_of(job))
     body = ffi.from_buffer(job.body or b"")
     boot.job = handle
     boot.env = env
