@@ -55,7 +55,7 @@ def _pack_env(env: list[tuple[bytes, bytes]]) -> bytes:
 
 def _env_of(job: Any) -> bytes:
     """job.env packed; a job may carry it ready as `env_packed` (optional,
-    b"K\0V\0..." exactly as _pack_env makes it) to save the join."""
+    NUL-separated exactly as _pack_env makes it) to save the join."""
     packed = getattr(job, "env_packed", None)
     return packed if packed is not None else _pack_env(job.env)
 
