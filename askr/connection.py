@@ -64,6 +64,10 @@ SWEEP_EVERY = 0.5
 
 SERVER_SOFTWARE = "Askr"
 
+# While draining, an idle keep-alive connection is kept this long for a
+# request already on its way; then it is closed.
+DRAIN_GRACE = 1.0
+
 # Static files over TLS go out in pieces of this size (no sendfile there).
 FILE_CHUNK = 256 * 1024
 
@@ -555,8 +559,6 @@ class HttpConn(Conn):
         if self.req is None and not self.server.ready_has(self):
             # Between requests: the next pipelined one, if any, comes now.
             self.handle(self.proto.next_events())
-            if self.server.draining and self.req is None and not self.closed:
-                self.close()
 
     # -- timers and closing ------------------------------------------------
 
@@ -590,9 +592,13 @@ class HttpConn(Conn):
                 and not self.server.ready_has(self))
 
     def drain(self) -> None:
+        # An idle keep-alive connection is not closed at once: a client may
+        # be sending its next request right now, and closing would fail it.
+        # It gets DRAIN_GRACE to do so (answered with Connection: close).
         self.proto.disable_keep_alive()
         if self.is_idle():
-            self.close()
+            self.deadline = min(self.deadline or 1e18,
+                                time.monotonic() + DRAIN_GRACE)
 
     def release(self) -> None:
         if self.req is not None:

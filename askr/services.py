@@ -98,6 +98,7 @@ def scheduler_main(spec: Any) -> int:
 
 def _run(spec: Any, script: str, kind: str) -> int:
     from askr.php import bridge
+    from askr.worker import php_ini
 
     cfg = spec.config
     script = os.path.realpath(script)
@@ -106,7 +107,7 @@ def _run(spec: Any, script: str, kind: str) -> int:
     counters = Counters(spec, kind)
 
     try:
-        bridge.startup(cfg.worker.ini or "", counters.on_output)
+        bridge.startup(php_ini(cfg.worker.ini), counters.on_output)
     except Exception as exc:  # noqa: BLE001 - reported with exit code
         log.error("%s %d: PHP start-up failed: %s", kind, os.getpid(), exc)
         return errors.PHP_INIT_FAILED

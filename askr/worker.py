@@ -32,6 +32,10 @@ php_log = logging.getLogger("askr.php")
 
 # Stats go to the master at most this often; each packet is a syscall.
 STATS_EVERY = 0.25
+# An idle worker still reports this often (RSS, liveness).
+HEARTBEAT = 1.0
+
+SIGTERM_SET = {signal.SIGTERM}
 
 
 class WorkerServer(Server):
@@ -42,23 +46,35 @@ class WorkerServer(Server):
         super().__init__(*args, **kwargs)
         self.spec = spec
         self.stop_reason: str | None = None
-        self.stop_requested = False
         self.last_stats = 0.0
         self.busy_since: float | None = None
         self.durations: list[float] = []
+        self.status_counts: dict[str, int] = {}
+        self.reported_requests = 0
+        self.reported_busy: float | None = None
+        self.request_timeout = 0.0
 
     def next_job(self):  # type: ignore[override]
         self.busy_since = None
         job = super().next_job()
         if job is not None:
             self.busy_since = time.time()
-            self.report(force=False)
+            # The master watches busy_since for its request-timeout
+            # backstop: tell it when this worker turns busy.  Under steady
+            # load the last packet already said "busy" (an earlier start,
+            # at most STATS_EVERY old), which is close enough.
+            if self.reported_busy is None:
+                self.report(force=True)
         return job
 
     def idle_hook(self) -> None:
-        if self.stop_requested and not self.draining:
+        if not self.draining and SIGTERM_SET & signal.sigpending():
+            signal.sigtimedwait(SIGTERM_SET, 0)
             self.stop("drain")
-        self.report(force=False)
+        if self.requests != self.reported_requests:
+            self.report(force=False)
+        elif time.monotonic() - self.last_stats > HEARTBEAT:
+            self.report(force=True)
 
     def stop(self, reason: str) -> None:
         if self.stop_reason is None:
@@ -70,6 +86,17 @@ class WorkerServer(Server):
 
     def on_request(self, job: Any, status: int, elapsed: float) -> None:
         self.durations.append(elapsed)
+        klass = f"{status // 100}xx" if 100 <= status < 600 else "other"
+        self.status_counts[klass] = self.status_counts.get(klass, 0) + 1
+        if (status == 504 and self.request_timeout
+                and elapsed >= self.request_timeout * 0.9):
+            # The bridge ended a request at request_timeout.  PHP is
+            # usable again, but whatever the script was stuck in may
+            # have left the process in a bad state: replace it.
+            log.warning("worker %d: request timeout after %.1fs (%s %s); "
+                        "worker will be replaced", os.getpid(), elapsed,
+                        job.method, job.target.decode("latin-1"))
+            self.stop("request timeout")
         quota = self.spec.max_requests if self.spec is not None else 0
         if quota and self.requests >= quota:
             self.stop("max_requests")
@@ -82,11 +109,13 @@ class WorkerServer(Server):
         if not force and now - self.last_stats < STATS_EVERY:
             return
         self.last_stats = now
+        self.reported_requests = self.requests
+        self.reported_busy = self.busy_since
         durations, self.durations = self.durations[-500:], []
         control.stats(spec.control, requests=self.requests,
                       errors5xx=self.errors5xx, rss=control.rss_bytes(),
                       busy_since=self.busy_since, durations=durations,
-                      io=self.backend.name)
+                      status=self.status_counts, io=self.backend.name)
 
 
 class BootJob:
@@ -119,6 +148,16 @@ class BootJob:
             return None
 
 
+def php_ini(ini: str | None) -> str:
+    """The ini text for PHP: the distribution's php.ini and conf.d are
+    read first (as php-fpm reads its own), unless the config says
+    otherwise with an ``askr.php_ini = none | system | /path`` line."""
+    ini = ini or ""
+    if "askr.php_ini" not in ini:
+        ini = "askr.php_ini = system\n" + ini
+    return ini
+
+
 def _php_logger(level: int, message: str) -> None:
     php_log.log(level, "%s", message.rstrip())
 
@@ -142,6 +181,30 @@ def _tls_context(cfg: Any) -> Any:
         log.error("tls: renewed certificate unusable, keeping the old: %s",
                   exc)
     return TLS_CONTEXT.context
+
+
+def pin_to_code(path: str, root: str, code: str | None) -> str:
+    """``path`` as it was when this worker's generation was created.
+
+    The master resolves the document root once per generation (``code``
+    is realpath(root) then), so that a worker of an old generation keeps
+    serving the old release after ``current`` moved.  The worker script
+    and app base usually sit under the same symlink (``current/...``):
+    find the deepest ancestor of ``root`` that also contains ``path`` and
+    swap it for its resolved form, derived from ``code``.
+    """
+    if not code:
+        return os.path.realpath(path)
+    path, root = os.path.abspath(path), os.path.abspath(root)
+    ancestor, up = root, 0
+    while ancestor != os.path.dirname(ancestor):
+        if path == ancestor or path.startswith(ancestor + os.sep):
+            resolved = code
+            for _ in range(up):
+                resolved = os.path.dirname(resolved)
+            return os.path.realpath(resolved + path[len(ancestor):])
+        ancestor, up = os.path.dirname(ancestor), up + 1
+    return os.path.realpath(path)
 
 
 def _boot_env(script: str, root: str, app_base: str | None) -> list:
@@ -175,12 +238,15 @@ def main(spec: Any) -> int:
         return errors.RING_SETUP_FAILED
 
     try:
-        bridge.startup(cfg.worker.ini or "", _php_logger)
+        bridge.startup(php_ini(cfg.worker.ini), _php_logger)
     except Exception as exc:  # noqa: BLE001 - reported with exit code
         log.error("worker %d: PHP start-up failed: %s", os.getpid(), exc)
         return errors.PHP_INIT_FAILED
-    if server_cfg.request_timeout:
-        bridge.set_request_timeout(float(server_cfg.request_timeout))
+    # The master's setting wins: it is what its own backstop uses.
+    request_timeout = float(spec.request_timeout or server_cfg.request_timeout
+                            or 0)
+    if request_timeout:
+        bridge.set_request_timeout(request_timeout)
 
     tls_context = _tls_context(cfg)
     listeners = [Listener(s) for s in spec.listeners]
@@ -190,11 +256,12 @@ def main(spec: Any) -> int:
         gate_accept=int(server_cfg.workers or 1) > 1,
         access_log_on=bool(cfg.log.access), worker_id=spec.index, spec=spec)
     server.on_finished = server.on_request
+    server.request_timeout = request_timeout
 
-    def on_term(signum: int, frame: Any) -> None:
-        server.stop_requested = True
-
-    signal.signal(signal.SIGTERM, on_term)
+    # SIGTERM stays blocked and is polled between requests: delivered while
+    # PHP runs, it would cut short a sleep() or a blocking read of the
+    # request in flight, which a graceful drain must let finish.
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGTERM_SET)
     log.info("worker %d: %s mode, io %s, root %s", os.getpid(), cfg.mode,
              backend.name, root)
 
@@ -222,8 +289,12 @@ RESTART_LIMIT = 20
 
 def _run_worker_mode(bridge: Any, server: WorkerServer, cfg: Any, root: str,
                      ready: Any) -> int:
-    script = os.path.realpath(cfg.worker.script)
-    boot = BootJob(server, _boot_env(script, root, cfg.worker.app_base), ready)
+    code = server.spec.code if server.spec is not None else None
+    script = pin_to_code(cfg.worker.script, cfg.server.root, code)
+    app_base = cfg.worker.app_base
+    if app_base:
+        app_base = pin_to_code(app_base, cfg.server.root, code)
+    boot = BootJob(server, _boot_env(script, root, app_base), ready)
     restarts = 0
     while True:
         served_before = server.requests
