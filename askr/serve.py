@@ -13,27 +13,9 @@ import os
 from typing import Any
 
 from askr import errors
-from askr.supervisor import Pool, Settings, Supervisor
+from askr.supervisor import Pool, Supervisor, settings_from_config
 
 log = logging.getLogger("askr.master")
-
-
-def settings_from(cfg: Any) -> Settings:
-    server, reload = cfg.server, cfg.reload
-    admin = cfg.admin.listen
-    return Settings(
-        listen=[str(a) for a in server.listen],
-        tls_listen=[str(a) for a in cfg.tls.listen],
-        request_timeout=float(server.request_timeout),
-        max_worker_memory=int(server.max_worker_memory or 0),
-        canary=bool(reload.canary),
-        canary_seconds=float(reload.canary_seconds),
-        error_rate=float(reload.error_rate),
-        admin_listen=str(admin) if admin else None,
-        admin_allow_public=bool(cfg.admin.allow_public),
-        root=server.root,
-        io=server.io,
-    )
 
 
 def pools_from(cfg: Any) -> list[Pool]:
@@ -46,8 +28,10 @@ def pools_from(cfg: Any) -> list[Pool]:
         pools.append(Pool("queue", services.queue_main, int(cfg.queue.workers),
                           kind="service", config=cfg))
     if cfg.scheduler.script:
+        # Never two schedulers at once, even during a reload: the old one
+        # stops before the new one starts.
         pools.append(Pool("scheduler", services.scheduler_main, 1,
-                          kind="service", config=cfg))
+                          kind="service", config=cfg, overlap=False))
     return pools
 
 
@@ -61,5 +45,5 @@ def run(cfg: Any) -> int:
         from askr.tls.context import ReloadableContext
 
         worker.TLS_CONTEXT = ReloadableContext(cfg.tls.cert, cfg.tls.key)
-    supervisor = Supervisor(settings_from(cfg), pools_from(cfg))
+    supervisor = Supervisor(settings_from_config(cfg), pools_from(cfg))
     return supervisor.run()
