@@ -9,6 +9,7 @@ import pytest
 
 TOP = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "php_stubs"))
 sys.path.insert(0, str(TOP))
 
 from askr_server import AskrServer

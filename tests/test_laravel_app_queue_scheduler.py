@@ -9,31 +9,16 @@ askr_should_stop() is replaced by tests/php_stubs/askr_should_stop_stub.php.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
+import laravel_harness as lh  # tests/php_stubs, on sys.path by conftest
 import pytest
-
-_HARNESS = Path(__file__).parent / "php_stubs" / "laravel_harness.py"
-
-
-def _load_harness():
-    if "laravel_harness" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("laravel_harness", _HARNESS)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["laravel_harness"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["laravel_harness"]
-
-
-lh = _load_harness()
 
 QUEUE = lh.REPO / "examples" / "askr-queue.php"
 SCHEDULER = lh.REPO / "examples" / "askr-scheduler.php"

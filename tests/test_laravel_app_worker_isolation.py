@@ -10,27 +10,12 @@ requests after it.  Askr itself is not involved.
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import shutil
-import sys
 from pathlib import Path
 
+import laravel_harness as lh  # tests/php_stubs, on sys.path by conftest
 import pytest
-
-_HARNESS = Path(__file__).parent / "php_stubs" / "laravel_harness.py"
-
-
-def _load_harness():
-    if "laravel_harness" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("laravel_harness", _HARNESS)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["laravel_harness"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["laravel_harness"]
-
-
-lh = _load_harness()
 
 pytestmark = pytest.mark.skipif(
     shutil.which("php") is None

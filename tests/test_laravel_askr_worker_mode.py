@@ -5,30 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import importlib.util
 import random
-import sys
 import time
 from pathlib import Path
 
+import laravel_harness as lh  # tests/php_stubs, on sys.path by conftest
 import pytest
-
 from askr_server import AskrServer
 
-_HARNESS = Path(__file__).parent / "php_stubs" / "laravel_harness.py"
-
-
-def _load_harness():
-    if "laravel_harness" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("laravel_harness",
-                                                      _HARNESS)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["laravel_harness"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["laravel_harness"]
-
-
-lh = _load_harness()
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 INI = """askr.php_ini = system
