@@ -58,3 +58,14 @@ def addr_pair(addr: object) -> tuple[str, int]:
     if isinstance(addr, bytes):
         return addr.decode(errors="replace"), 0
     return str(addr or ""), 0
+
+
+class FileItem:
+    """A queued sendfile: a dup of the file fd and the range left to send."""
+
+    __slots__ = ("count", "fd", "offset")
+
+    def __init__(self, fd: int, offset: int, count: int) -> None:
+        self.fd = fd
+        self.offset = offset
+        self.count = count

@@ -37,6 +37,7 @@ from .base import (
     EV_ERROR,
     EV_SENT,
     FILE_CHUNK,
+    FileItem,
     addr_pair,
 )
 
@@ -78,16 +79,6 @@ class Conn:
         self.sent = 0
         self.failed = False
 
-
-class FileItem:
-    """A queued sendfile: a dup of the file fd and the range left."""
-
-    __slots__ = ("count", "fd", "offset")
-
-    def __init__(self, fd: int, offset: int, count: int) -> None:
-        self.fd = fd
-        self.offset = offset
-        self.count = count
 
 
 class EpollBackend:

@@ -50,6 +50,7 @@ from .base import (
     EV_ERROR,
     EV_SENT,
     FILE_CHUNK,
+    FileItem,
     decode_sockaddr,
 )
 
@@ -91,16 +92,6 @@ K_ACCEPT, K_ACCEPT_ERR, K_DATA, K_EOF, K_RECV_ERR, K_SEND_DONE, K_SEND_ERR = ran
 CLOSE_REAP_LIMIT = 2.0  # seconds to reap cancellations before giving up
 JOIN_LIMIT = 64 * 1024  # join queued small sends up to this many bytes
 
-
-class FileItem:
-    """A queued sendfile: a dup of the file fd and the range left to send."""
-
-    __slots__ = ("count", "fd", "offset")
-
-    def __init__(self, fd: int, offset: int, count: int) -> None:
-        self.fd = fd
-        self.offset = offset
-        self.count = count
 
 
 class UringBackend:
