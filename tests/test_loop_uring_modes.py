@@ -36,7 +36,7 @@ def listen(be):
     return sock
 
 
-def echo_many(be, count=150, size=3000, sock=None):
+def echo_many(be, count=150, size=3000, sock=None, settle=0.0):
     own = sock is None
     if own:
         sock = listen(be)
@@ -61,6 +61,9 @@ def echo_many(be, count=150, size=3000, sock=None):
 
     thread = threading.Thread(target=clients, daemon=True)
     thread.start()
+    # Let every client connect and send before the first wait, so that one
+    # pass meets them all at once.
+    time.sleep(settle)
     deadline = time.monotonic() + 20
     open_fds = set()
     while (thread.is_alive() or open_fds) and time.monotonic() < deadline:
@@ -86,9 +89,11 @@ def open_uring(**options):
 
 
 def test_tiny_submission_queue_is_flushed_not_overrun():
-    be = open_uring(entries=8)
+    # Multishot accept and clients that are all waiting already: the first
+    # pass reaps ~150 accepts and must queue a recv for each into 8 slots.
+    be = open_uring(entries=8, multishot_accept=True)
     try:
-        echo_many(be)
+        echo_many(be, settle=0.5)
         assert be.stats()["sq_full"] > 0
     finally:
         be.shutdown()
@@ -117,9 +122,19 @@ def test_multishot_accept_is_cancelled_by_gating():
     be = open_uring(multishot_accept=True)
     try:
         assert be.features["multishot_accept"]
-        echo_many(be, count=50)
+        sock = listen(be)
+        echo_many(be, count=50, sock=sock)
         be.set_accepting(False)
+        # The cancellation is in effect on return: a new client is not
+        # accepted here, and the cancelled accept is reaped by the next wait.
+        late = socket.create_connection(sock.getsockname(), 10)
+        events = []
+        for _ in range(5):
+            events += be.wait(0.05)
+        assert not [e for e in events if e[0] == EV_ACCEPT]
         assert be._lib.askr_accepts_armed(be._ring) == 0
+        late.close()
+        sock.close()
     finally:
         be.shutdown()
 

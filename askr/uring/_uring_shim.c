@@ -542,11 +542,17 @@ int askr_add_listener(askr_ring *r, int fd)
 
 void askr_set_multishot_accept(askr_ring *r, int on) { r->multishot_accept = on; }
 
-/* Turn accepting on (arm every listener) or off (cancel every armed accept;
- * Python then reaps until askr_accepts_armed() is 0). */
+/* Turn accepting on (arm every listener; submitted with the next wait) or
+ * off.  Off cancels every armed accept and submits the cancellation at once
+ * (and runs deferred task work): the kernel takes a pending accept off the
+ * listener inside this call, so
+ * no connection queued after it returns can land in this (busy) process.
+ * The -ECANCELED completions are reaped with the next wait; an accept that
+ * had already completed is delivered then, never lost.  Submitting instead
+ * of reaping here keeps the toggle to one system call per PHP request. */
 int askr_set_accepting(askr_ring *r, int on)
 {
-    int i;
+    int i, cancelled = 0;
 
     r->accepting = on;
     for (i = 0; i < r->nlisteners; i++) {
@@ -554,8 +560,17 @@ int askr_set_accepting(askr_ring *r, int on)
 
         if (on)
             arm_accept(r, lfd);
-        else if (r->fds[lfd].flags & F_ACCEPT_ARMED)
-            cancel_op(r, OP_ACCEPT, lfd);
+        else if ((r->fds[lfd].flags & F_ACCEPT_ARMED)
+                 && cancel_op(r, OP_ACCEPT, lfd) == 0)
+            cancelled++;
+    }
+    if (cancelled) {
+        /* GETEVENTS too: with DEFER_TASKRUN the cancellation itself runs
+         * as task work, which only an enter with GETEVENTS executes. */
+        int ret = io_uring_submit_and_get_events(&r->ring);
+
+        if (ret < 0)
+            return ret;
     }
     return 0;
 }
@@ -726,7 +741,12 @@ static int on_accept(askr_ring *r, struct batch *b, int lfd,
         put(b, K_ACCEPT, res, lfd, off, 2 * ADDR_SLOT);
         if (r->accepting)
             arm_accept(r, lfd);     /* submitted with the next wait */
-    } else if (res != -ECANCELED) {
+    } else if (res == -ECANCELED) {
+        /* Cancelled by a turn to busy; accepting may be back on already
+         * (its arm was skipped while this one was still in flight). */
+        if (r->accepting)
+            arm_accept(r, lfd);
+    } else {
         put(b, K_ACCEPT_ERR, lfd, -res, 0, 0);   /* Python decides re-arm */
     }
     return 0;

@@ -162,25 +162,14 @@ class UringBackend:
         self._listeners.append(fd)
 
     def set_accepting(self, on: bool) -> None:
-        """Accept only while on; off returns once no accept can complete here."""
+        """Accept only while on.  Off returns once the kernel has taken any
+        pending accept off the listeners (the shim submits the cancel at
+        once); the cancellations are reaped with the next wait()."""
         on = bool(on)
         if on == self._accepting:
             return
         self._accepting = on
-        self._lib.askr_set_accepting(self._ring, int(on))
-        if on:
-            return
-
-        deadline = time.monotonic() + CLOSE_REAP_LIMIT
-        while self._lib.askr_accepts_armed(self._ring) > 0:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                log.error(
-                    "askr.uring: accept cancellation not reaped in %.1fs",
-                    CLOSE_REAP_LIMIT,
-                )
-                break
-            self._reap(min(left, 0.05))
+        self._check(self._lib.askr_set_accepting(self._ring, int(on)))
 
     # ---- receiving ------------------------------------------------------
 
