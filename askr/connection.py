@@ -868,9 +868,6 @@ class Server:
 
     def _accepted(self, fd: int, addrs: tuple) -> None:
         peer_host, peer_port, local_host, local_port = addrs
-        if self.draining:
-            os.close(fd)
-            return
         listener = self.listeners.get(local_port)
         tls = None
         if listener is not None and listener.tls_context is not None:
@@ -881,6 +878,11 @@ class Server:
                         (local_host, local_port), tls)
         self.conns[fd] = conn
         self.backend.watch(fd)
+        if self.draining:
+            # Accepted just before accepting stopped: its client may have
+            # sent a request already.  Answer it (then close), as closing
+            # now would reset the connection under that request.
+            conn.drain()
 
     def sweep(self, now: float) -> None:
         for conn in list(self.conns.values()):
