@@ -37,6 +37,7 @@ unsigned askr_ring_features(askr_ring *r);
 void askr_ring_stats(askr_ring *r, uint64_t *out);
 int askr_add_listener(askr_ring *r, int fd);
 void askr_set_multishot_accept(askr_ring *r, int on);
+void askr_forget_features(askr_ring *r, unsigned mask);
 int askr_set_accepting(askr_ring *r, int on);
 int askr_accepts_armed(askr_ring *r);
 int askr_arm_accept(askr_ring *r, int fd);

@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -61,6 +62,7 @@
 #define FEAT_FAST_POLL 16
 #define FEAT_NODROP 32
 #define FEAT_REG_RING 64
+#define FEAT_CANCEL_FD 128
 
 /*
  * user_data layout (64 bits):
@@ -73,6 +75,7 @@
 #define OP_SEND 3
 #define OP_CANCEL 4
 #define OP_PROBE 5
+#define OP_WAKE 6         /* our own wait timeout, kernels without EXT_ARG */
 
 static inline uint64_t ud_encode(int op, int fd)
 {
@@ -338,6 +341,45 @@ static int probe_multishot_accept(askr_ring *r)
 }
 
 /*
+ * IORING_ASYNC_CANCEL_FD (5.19): one cancel for everything on a socket.
+ * A cancel that matches nothing answers -ENOENT where the flag is known
+ * and -EINVAL where it is not (5.10, 5.15); anything else counts as not
+ * known, as the per-operation cancels work everywhere.
+ */
+static int probe_cancel_fd(askr_ring *r)
+{
+    struct __kernel_timespec ts = { .tv_sec = 1, .tv_nsec = 0 };
+    struct io_uring_sqe *sqe = get_sqe(r);
+    struct io_uring_cqe *cqe;
+    int seen, res = -EINVAL;
+
+    if (!sqe)
+        return 0;
+    io_uring_prep_cancel_fd(sqe, r->ring.ring_fd, 0);
+    io_uring_sqe_set_data64(sqe, ud_encode(OP_CANCEL, -1));
+    if (io_uring_submit(&r->ring) < 0)
+        return 0;
+
+    /* Late completions of the multishot probes may come first: skip
+     * them (giving back their buffers) until ours, within a bound. */
+    for (seen = 0; seen < 8; seen++) {
+        int op, fd;
+
+        if (io_uring_wait_cqe_timeout(&r->ring, &cqe, &ts) < 0)
+            return 0;
+        ud_decode(cqe->user_data, &op, &fd);
+        if (op == OP_PROBE && r->br && (cqe->flags & IORING_CQE_F_BUFFER))
+            give_back(r, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+        if (op == OP_CANCEL && fd == -1)
+            res = cqe->res;
+        io_uring_cqe_seen(&r->ring, cqe);
+        if (op == OP_CANCEL && fd == -1)
+            break;
+    }
+    return res == -ENOENT;
+}
+
+/*
  * Open a ring with the best set-up flags the kernel accepts.  want_flags is
  * tried first; on -EINVAL the newest flag is dropped and set-up retried
  * (DEFER_TASKRUN needs SINGLE_ISSUER, so it goes first).  Any other error
@@ -403,6 +445,8 @@ askr_ring *askr_ring_open(unsigned entries, unsigned want_flags,
         r->features |= FEAT_MULTISHOT_RECV;
     if (probe_multishot_accept(r))
         r->features |= FEAT_MULTISHOT_ACCEPT;
+    if (probe_cancel_fd(r))
+        r->features |= FEAT_CANCEL_FD;
 
     *err = 0;
     return r;
@@ -514,13 +558,15 @@ static int arm_send(askr_ring *r, int fd, struct askr_fd *f)
     return 0;
 }
 
+/* Cancel the one (op, fd) request in flight: no cancel flags, as each
+ * kind has at most one per fd and flags are unknown before 5.19. */
 static int cancel_op(askr_ring *r, int op, int fd)
 {
     struct io_uring_sqe *sqe = get_sqe(r);
 
     if (!sqe)
         return -EBUSY;
-    io_uring_prep_cancel64(sqe, ud_encode(op, fd), IORING_ASYNC_CANCEL_ALL);
+    io_uring_prep_cancel64(sqe, ud_encode(op, fd), 0);
     io_uring_sqe_set_data64(sqe, ud_encode(OP_CANCEL, fd));
     return 0;
 }
@@ -541,6 +587,13 @@ int askr_add_listener(askr_ring *r, int fd)
 }
 
 void askr_set_multishot_accept(askr_ring *r, int on) { r->multishot_accept = on; }
+
+/* Act as an older kernel would, for tests: only the features chosen at
+ * run time (EXT_ARG waits, CANCEL_FD closes) can be forgotten. */
+void askr_forget_features(askr_ring *r, unsigned mask)
+{
+    r->features &= ~(mask & (FEAT_EXT_ARG | FEAT_CANCEL_FD));
+}
 
 /* Turn accepting on (arm every listener; submitted with the next wait) or
  * off.  Off cancels every armed accept and submits the cancellation at once
@@ -660,6 +713,17 @@ int askr_cancel_fd(askr_ring *r, int fd)
     f->flags = (f->flags & ~(F_WATCHED | F_PAUSED)) | F_CLOSING;
     if (!f->inflight)
         return 0;
+    if (!(r->features & FEAT_CANCEL_FD)) {
+        /* Older kernels: one cancel per armed kind.  A kind whose cancel
+         * found no room is retried when Python asks again. */
+        if ((f->flags & F_RECV_ARMED) && cancel_op(r, OP_RECV, fd))
+            return -EBUSY;
+        if ((f->flags & F_SEND_ARMED) && cancel_op(r, OP_SEND, fd))
+            return -EBUSY;
+        if ((f->flags & F_ACCEPT_ARMED) && cancel_op(r, OP_ACCEPT, fd))
+            return -EBUSY;
+        return f->inflight;
+    }
     sqe = get_sqe(r);
     if (!sqe)
         return -EBUSY;   /* Python reaps and asks again */
@@ -840,50 +904,71 @@ static int on_send(askr_ring *r, struct batch *b, int fd,
     return 0;
 }
 
-/*
- * The loop's one crossing: submit all prepared SQEs and wait (timeout_ns <
- * 0: forever, 0: not at all) in one io_uring_enter, then drain every ready
- * CQE into evs/arena.  Returns the number of events, or -errno.
- */
-int askr_ring_wait(askr_ring *r, int64_t timeout_ns, askr_ev *evs, int max,
-                   char *arena, unsigned arena_size)
+static int64_t now_ns(void)
 {
-    struct batch b = { evs, 0, max, arena, 0, arena_size };
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/*
+ * Submit and wait for one CQE or timeout_ns, in one io_uring_enter.
+ *
+ * With EXT_ARG (5.11+) the timeout rides in the enter call itself.
+ * Without it, liburing would queue a timeout SQE that outlives the wait
+ * when something else completes first; its late -ETIME then cuts a later
+ * wait short.  So we queue our own timeout with a completion count of
+ * one: it ends on the first other completion or on expiry, never later,
+ * and its CQE (OP_WAKE) is dropped by the drain.
+ */
+static int submit_and_wait_for(askr_ring *r, int64_t timeout_ns)
+{
+    struct __kernel_timespec ts;
+    struct io_uring_sqe *sqe;
+
+    ts.tv_sec = timeout_ns / 1000000000;
+    ts.tv_nsec = timeout_ns % 1000000000;
+    if (r->features & FEAT_EXT_ARG) {
+        struct io_uring_cqe *cqe;
+
+        return io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts,
+                                                NULL);
+    }
+
+    sqe = io_uring_get_sqe(&r->ring);
+    if (!sqe) {
+        io_uring_submit(&r->ring);
+        sqe = io_uring_get_sqe(&r->ring);
+    }
+    if (!sqe)
+        return io_uring_submit_and_get_events(&r->ring);
+    io_uring_prep_timeout(sqe, &ts, 1, 0);
+    io_uring_sqe_set_data64(sqe, ud_encode(OP_WAKE, -1));
+    return io_uring_submit_and_wait(&r->ring, 1);
+}
+
+/* Drain every ready CQE into b; returns how many CQEs were consumed. */
+static unsigned drain(askr_ring *r, struct batch *b)
+{
     struct io_uring_cqe *cqe;
     unsigned head, seen = 0;
-    int ret;
-
-    r->st_enters++;
-    if (io_uring_cq_ready(&r->ring) || timeout_ns == 0) {
-        ret = io_uring_submit_and_get_events(&r->ring);
-    } else if (timeout_ns < 0) {
-        ret = io_uring_submit_and_wait(&r->ring, 1);
-    } else {
-        struct __kernel_timespec ts;
-
-        ts.tv_sec = timeout_ns / 1000000000;
-        ts.tv_nsec = timeout_ns % 1000000000;
-        ret = io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);
-    }
-    if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN
-        && ret != -EBUSY)
-        return ret;
 
     io_uring_for_each_cqe(&r->ring, head, cqe) {
         int op, fd, full = 0;
 
-        if (b.n >= b.max)
+        if (b->n >= b->max)
             break;
         ud_decode(cqe->user_data, &op, &fd);
         if (op == OP_PROBE && r->br && (cqe->flags & IORING_CQE_F_BUFFER))
             give_back(r, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
         if (fd >= 0 && fd < r->nfds) {
             if (op == OP_ACCEPT)
-                full = on_accept(r, &b, fd, cqe);
+                full = on_accept(r, b, fd, cqe);
             else if (op == OP_RECV)
-                full = on_recv(r, &b, fd, cqe);
+                full = on_recv(r, b, fd, cqe);
             else if (op == OP_SEND)
-                full = on_send(r, &b, fd, cqe);
+                full = on_send(r, b, fd, cqe);
         }
         if (full)
             break;
@@ -891,5 +976,44 @@ int askr_ring_wait(askr_ring *r, int64_t timeout_ns, askr_ev *evs, int max,
     }
     io_uring_cq_advance(&r->ring, seen);
     r->st_cqes += seen;
-    return b.n;
+    return seen;
+}
+
+/*
+ * The loop's one crossing: submit all prepared SQEs and wait (timeout_ns <
+ * 0: forever, 0: not at all), then drain every ready CQE into evs/arena.
+ * Returns the number of events, or -errno.
+ *
+ * A wake that yields no event for Python (a cancel's completion, a send
+ * finished with more queued) waits again until the deadline, so a timed
+ * wait never returns early with nothing: Python's timers rely on that.
+ */
+int askr_ring_wait(askr_ring *r, int64_t timeout_ns, askr_ev *evs, int max,
+                   char *arena, unsigned arena_size)
+{
+    struct batch b = { evs, 0, max, arena, 0, arena_size };
+    int64_t deadline = timeout_ns > 0 ? now_ns() + timeout_ns : 0;
+    int ret;
+
+    for (;;) {
+        r->st_enters++;
+        if (io_uring_cq_ready(&r->ring) || timeout_ns == 0)
+            ret = io_uring_submit_and_get_events(&r->ring);
+        else if (timeout_ns < 0)
+            ret = io_uring_submit_and_wait(&r->ring, 1);
+        else
+            ret = submit_and_wait_for(r, timeout_ns);
+        if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN
+            && ret != -EBUSY)
+            return ret;
+
+        drain(r, &b);
+        if (b.n || timeout_ns == 0 || ret == -EINTR)
+            return b.n;
+        if (timeout_ns > 0) {
+            timeout_ns = deadline - now_ns();
+            if (timeout_ns <= 0)
+                return 0;
+        }
+    }
 }

@@ -25,6 +25,9 @@ interface and keeps the policy:
   while accepting: an idle worker takes one connection per loop pass, so a
   burst spreads over the idle workers instead of queueing behind one.
   ``multishot_accept=True`` is for a single worker, where nobody competes.
+* ``forget=("ext_arg", "cancel_fd")`` runs the paths of kernels without
+  them (a timeout SQE per timed wait; one cancel per pending operation at
+  close), so tests on a newer kernel cover those paths too.
 * Ownership.  An accepted fd belongs to the caller until ``watch()`` or
   ``send()``; after that only ``close()`` may close it.
 
@@ -84,7 +87,12 @@ FEATURE_BITS = {
     "fast_poll": 16,
     "nodrop": 32,
     "registered_ring": 64,
+    "cancel_fd": 128,
 }
+
+# Features the shim picks per call, so a test can forget them and run the
+# older kernels' path (5.10 has neither).
+FORGETTABLE = ("ext_arg", "cancel_fd")
 
 # Event kinds of the shim (K_* in _uring_shim.c).
 K_ACCEPT, K_ACCEPT_ERR, K_DATA, K_EOF, K_RECV_ERR, K_SEND_DONE, K_SEND_ERR = range(1, 8)
@@ -108,6 +116,7 @@ class UringBackend:
         bufsize: int = 16384,
         max_events: int = 1024,
         multishot_accept: bool = False,
+        forget: tuple[str, ...] = (),
     ) -> None:
         from ._askr_uring import ffi, lib
 
@@ -119,6 +128,10 @@ class UringBackend:
             raise OSError(-err[0], "io_uring set-up: " + os.strerror(-err[0]))
         self._ring = ring
         lib.askr_set_multishot_accept(ring, int(multishot_accept))
+        for name in forget:
+            if name not in FORGETTABLE:
+                raise ValueError(f"cannot forget io_uring feature {name!r}")
+            lib.askr_forget_features(ring, FEATURE_BITS[name])
 
         self.reason = reason
         self._max = max_events
