@@ -47,7 +47,11 @@ http {{
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
 
-    upstream php {{ server unix:{tmp}/fpm.sock; keepalive 16; }}
+    # No upstream keepalive, as Debian's snippets/fastcgi-php.conf: an
+    # fpm child bound to one nginx worker's idle kept connection cannot
+    # serve another worker's request, which stalls requests for seconds
+    # when nginx runs several workers over few children.
+    upstream php {{ server unix:{tmp}/fpm.sock; }}
 
     server {{
         listen {host}:{port} {ssl_flags};
@@ -67,7 +71,6 @@ http {{
             fastcgi_param PATH_INFO $path_info;
             fastcgi_index index.php;
             include /etc/nginx/fastcgi.conf;
-            fastcgi_keep_conn on;
             fastcgi_pass php;
         }}
     }}

@@ -51,6 +51,11 @@ class Workload:
     app: str            # "docroot" or "laravel"
     php: bool = True
     expect: str = ""    # a substring the body must contain
+    proto: str = "h1"   # "h1", "h1s" (HTTPS/1.1, wrk) or "h2s" (h2load)
+
+    @property
+    def tls(self) -> bool:
+        return self.proto != "h1"
 
 
 WORKLOADS = {
@@ -60,7 +65,22 @@ WORKLOADS = {
     "laravel-json": Workload("laravel-json", "/json", "laravel"),
     "laravel-db": Workload("laravel-db", "/db", "laravel"),
     "laravel-blade": Workload("laravel-blade", "/blade", "laravel"),
+    "laravel-session": Workload("laravel-session", "/session", "laravel"),
+    "https-h1": Workload("https-h1", "/hello.php", "docroot", expect="Hello",
+                         proto="h1s"),
+    "https-h2": Workload("https-h2", "/hello.php", "docroot", expect="Hello",
+                         proto="h2s"),
 }
+
+
+def bench_cert() -> tuple[str, str]:
+    """A self-signed pair for the HTTPS workloads, made once per run."""
+    from askr.certs import generate
+
+    out = HERE / "out" / "cert"
+    if not (out / "cert.pem").exists():
+        generate(out, ["localhost", "127.0.0.1"])
+    return str(out / "cert.pem"), str(out / "key.pem")
 
 
 @dataclass
@@ -86,7 +106,13 @@ class Reference:
 
     def __init__(self, workload: Workload, workers: int) -> None:
         root = DOCROOT if workload.app == "docroot" else LARAVEL / "public"
-        self.server = NginxFpm(root, children=workers, php_ini=OPCACHE_INI)
+        cert, key = bench_cert() if workload.tls else (None, None)
+        # nginx itself as Debian ships it: `worker_processes auto` (one
+        # per core), so TLS and HTTP/2 are not held to one nginx core.
+        self.server = NginxFpm(root, children=workers, php_ini=OPCACHE_INI,
+                               nginx_workers=os.cpu_count() or 1,
+                               cert=cert, key=key,
+                               http2=workload.proto == "h2s")
 
     def start(self) -> str:
         self.server.start()
@@ -103,6 +129,7 @@ class Subprocess:
     """A server started as one command; every process in its session counts."""
 
     name = "?"
+    tls = False
 
     def command(self, port: int) -> list[str]:
         raise NotImplementedError
@@ -115,11 +142,12 @@ class Subprocess:
             self.command(self.port), stdout=self.log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True, cwd=TOP)
         try:
-            wait_http("127.0.0.1", self.port, "/", timeout=60)
+            wait_http("127.0.0.1", self.port, "/", timeout=60, tls=self.tls)
         except TimeoutError:
             self.stop()
             raise RuntimeError(f"{self.name} did not start: {self.tail()}")
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def tail(self) -> str:
         try:
@@ -154,6 +182,7 @@ class Askr(Subprocess):
         self.workload, self.workers, self.mode, self.io = workload, workers, \
             mode, io
         self.name = f"askr-{mode}-{io}"
+        self.tls = workload.tls
 
     def command(self, port: int) -> list[str]:
         ini = "\n".join(f"{k}={v}" for k, v in OPCACHE_INI.items())
@@ -164,9 +193,10 @@ class Askr(Subprocess):
             root = LARAVEL / "public"
             script = TOP / "examples" / "laravel-worker.php"
             base = LARAVEL
+        plain = free_port() if self.tls else port
         lines = [
             "[server]",
-            f'listen = ["127.0.0.1:{port}"]',
+            f'listen = ["127.0.0.1:{plain}"]',
             f'root = "{root}"',
             f"workers = {self.workers}",
             f'io = "{self.io}"',
@@ -180,6 +210,10 @@ class Askr(Subprocess):
         ]
         if self.mode == "worker":
             lines += [f'script = "{script}"', f'app_base = "{base}"']
+        if self.tls:
+            cert, key = bench_cert()
+            lines += ["[tls]", f'listen = ["127.0.0.1:{port}"]',
+                      f'cert = "{cert}"', f'key = "{key}"']
         conf = self.tmp / "askr.toml"
         conf.write_text("\n".join(lines) + "\n")
         askr = shutil.which("askr") or str(Path(sys.executable).parent / "askr")
@@ -251,6 +285,64 @@ def run_wrk(url: str, connections: int, seconds: float) -> dict:
     return parse_wrk(out)
 
 
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    i = min(len(sorted_values) - 1, int(q * len(sorted_values)))
+    return sorted_values[i]
+
+
+def parse_h2load(out: str, log: Path) -> dict:
+    """req/s and errors from h2load's summary; p50/p99 from its per-request
+    log (tab-separated: start µs, status, duration µs)."""
+    rps = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
+    reqs = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, "
+                     r"(\d+) succeeded, (\d+) failed, (\d+) errored, "
+                     r"(\d+) timeout", out)
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, "
+                      r"(\d+) 5xx", out)
+    errors = 0
+    if reqs:
+        errors += int(reqs.group(5)) + int(reqs.group(6)) + int(reqs.group(7))
+    if codes:
+        errors += int(codes.group(3)) + int(codes.group(4))
+    durations = []
+    try:
+        for line in log.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 3:
+                durations.append(int(parts[2]) / 1000.0)
+    except OSError:
+        pass
+    durations.sort()
+    return {
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "p50_ms": percentile(durations, 0.50),
+        "p99_ms": percentile(durations, 0.99),
+        "errors": errors,
+    }
+
+
+def run_h2load(url: str, connections: int, seconds: float) -> dict:
+    """HTTP/2 over TLS: `connections` concurrent streams, spread over at
+    most 8 connections (c=64 is 8 connections × 8 streams)."""
+    conns = min(connections, 8)
+    streams = max(1, connections // conns)
+    with tempfile.NamedTemporaryFile(prefix="askr-h2load-") as log:
+        cmd = ["h2load", f"-t{min(2, conns)}", f"-c{conns}", f"-m{streams}",
+               f"-D{seconds:g}", "--log-file", log.name, url]
+        out = subprocess.run(cmd, capture_output=True, text=True,
+                             check=False, timeout=seconds + 60).stdout
+        return parse_h2load(out, Path(log.name))
+
+
+def run_load(workload: Workload, url: str, connections: int,
+             seconds: float) -> dict:
+    if workload.proto == "h2s":
+        return run_h2load(url, connections, seconds)
+    return run_wrk(url, connections, seconds)
+
+
 def rss_mb(pids: list[int]) -> float:
     import psutil
 
@@ -264,9 +356,11 @@ def rss_mb(pids: list[int]) -> float:
 
 
 def check_body(url: str, expect: str) -> None:
+    import ssl
     import urllib.request
 
-    with urllib.request.urlopen(url, timeout=10) as resp:
+    ctx = ssl._create_unverified_context()  # the run's own self-signed cert
+    with urllib.request.urlopen(url, timeout=10, context=ctx) as resp:
         body = resp.read()
     if expect and expect.encode() not in body:
         raise RuntimeError(f"{url}: body lacks {expect!r}: {body[:200]!r}")
@@ -283,9 +377,10 @@ def measure(contender, workload: Workload, conns: list[int], seconds: float,
     try:
         url = base + workload.path
         check_body(url, workload.expect)
-        run_wrk(url, max(conns), min(seconds, 2))         # warm-up
+        run_load(workload, url, max(conns), min(seconds, 2))   # warm-up
         for c in conns:
-            runs = [run_wrk(url, c, seconds) for _ in range(repeat)]
+            runs = [run_load(workload, url, c, seconds)
+                    for _ in range(repeat)]
             mid = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
             results.append(Result(
                 contender.name, workload.name, c, rps=mid["rps"],
