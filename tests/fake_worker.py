@@ -506,6 +506,9 @@ class Load:
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.results: list[tuple[float, int, str]] = []
+        # Seconds from sending a request to its full response (retries of
+        # stale keep-alive connections included).
+        self.latencies: list[float] = []
         self.failures: list[tuple[float, str]] = []
         self.threads = [threading.Thread(target=self._run, args=(False,))
                         for _ in range(new_conns)]
@@ -528,15 +531,19 @@ class Load:
     def _run(self, keepalive: bool) -> None:
         host, _, port = self.address.rpartition(":")
         conn = None
+        sent = None
         while not self.stopping.is_set():
             fresh = conn is None
             if conn is None:
                 conn = http.client.HTTPConnection(host, int(port), timeout=10)
             try:
+                if sent is None:    # kept across a stale-connection retry
+                    sent = time.monotonic()
                 conn.request("GET", self.path)
                 response = conn.getresponse()
                 body = response.read().decode()
-                self._record(response.status, body)
+                self._record(response.status, body, time.monotonic() - sent)
+                sent = None
                 if not keepalive or response.will_close:
                     conn.close()
                     conn = None
@@ -546,17 +553,20 @@ class Load:
                 conn = None
                 if fresh:
                     self._fail(repr(exc))
+                    sent = None
                 # else: stale keep-alive connection; retried on a new one
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 conn = None
                 self._fail(repr(exc))
+                sent = None
         if conn is not None:
             conn.close()
 
-    def _record(self, status: int, body: str) -> None:
+    def _record(self, status: int, body: str, latency: float) -> None:
         with self.lock:
             self.results.append((time.monotonic(), status, body))
+            self.latencies.append(latency)
 
     def _fail(self, what: str) -> None:
         with self.lock:

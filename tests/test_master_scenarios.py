@@ -15,6 +15,7 @@ import itertools
 import os
 import re
 import signal
+import socket
 import threading
 import time
 
@@ -474,6 +475,62 @@ def test_master_sigterm_during_slow_upload_lets_it_finish(start_master):
     assert status == 200
     assert reply.startswith(b"received=400000 ")
     assert master.wait(10) == 0
+
+
+def slow_upload(address: str, size: int, seconds: float) -> bytes:
+    """POST /upload with the body trickling in over ``seconds``; the raw
+    response (the server closes after it: Connection: close)."""
+    host, _, port = address.rpartition(":")
+    steps = 30
+    with socket.create_connection((host, int(port)), 10) as sock:
+        sock.sendall(b"POST /upload HTTP/1.1\r\nHost: askr.test\r\n"
+                     b"Connection: close\r\n"
+                     b"Content-Type: application/octet-stream\r\n"
+                     b"Content-Length: %d\r\n\r\n" % size)
+        for i in range(steps):
+            part = size // steps + (size % steps if i == steps - 1 else 0)
+            sock.sendall(b"u" * part)
+            time.sleep(seconds / steps)
+        sock.settimeout(15)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+        return reply
+
+
+def test_master_reload_during_slow_upload_finishes_it_on_the_old_worker(
+        start_master, deployment):
+    # Three workers: the fake serves one connection at a time, so one
+    # holds the upload, one the kept-alive client, one the new connections.
+    master = start_master(workers=3)
+    old = pids(master.status())
+    result = {}
+
+    def upload() -> None:
+        result["reply"] = slow_upload(master.listen, 300_000, 3.0)
+
+    with Load(master.listen, new_conns=1, keepalive=1) as load:
+        load.wait_count(20)
+        thread = threading.Thread(target=upload)
+        thread.start()
+        time.sleep(0.5)     # the upload is under way on one worker
+        deployment.deploy("v2")
+        master.signal(signal.SIGHUP)
+        thread.join(20)
+        master.wait_for(lambda s: s["generation"] == 2 and s["reload"] is None
+                        and all(w["generation"] == 2 for w in s["workers"]),
+                        what="reload to finish")
+        load.wait_count(20)
+
+    head, _, body = result["reply"].partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    received, pid = re.match(rb"received=(\d+) pid=(\d+)", body).groups()
+    assert int(received) == 300_000
+    assert int(pid) in old                 # finished where it started
+    assert load.failures == []
+    assert set(generations(load)) == {"v1", "v2"}
+    # Everyone else is answered promptly throughout the reload.
+    assert max(load.latencies) < 0.1, sorted(load.latencies)[-5:]
 
 
 def test_master_logs_worker_deaths_by_cause(start_master):
