@@ -49,6 +49,10 @@ from askr.http import docroot, h1, negotiate, static
 from askr.php import environ
 from askr.uring import EV_ACCEPT, EV_DATA, EV_EOF, EV_ERROR, EV_SENT
 
+# job.send(last=...) from the bridge: 1 = complete as PHP returns, 2 =
+# complete while PHP runs on (fastcgi_finish_request), see docs/DESIGN.md.
+FINISHED_EARLY = 2
+
 log = logging.getLogger("askr.worker")
 access_log = logging.getLogger("askr.access")
 
@@ -213,12 +217,19 @@ class Job:
 
         self.bytes_out += len(data)
         if last and not self.head_sent:
-            # The usual case: the whole response in one piece, queued now
-            # and written by the loop once PHP has returned.
             self.status = status
-            out.respond(status, headers or [], data)
+            self.head_sent = True
+            if last == FINISHED_EARLY:
+                # fastcgi_finish_request(): PHP runs on, so the client
+                # gets its response now, not when the script ends.
+                ok = out.respond_now(status, headers or [], data)
+            else:
+                # The usual case: the whole response in one piece, queued
+                # now and written by the loop once PHP has returned.
+                out.respond(status, headers or [], data)
+                ok = True
             self._finish(status)
-            return True
+            return ok
 
         first = not self.head_sent
         if first:
@@ -516,6 +527,11 @@ class HttpConn(Conn):
     def respond(self, status: int, headers: list[bytes], data: bytes) -> None:
         self.write(self.proto.simple_response(status, headers, data))
 
+    def respond_now(self, status: int, headers: list[bytes],
+                    data: bytes) -> bool:
+        return self.write_now(self.proto.simple_response(status, headers,
+                                                         data))
+
     def stream(self, status: int, headers: list[bytes] | None, data: bytes,
                last: bool) -> bool:
         proto = self.proto
@@ -626,6 +642,10 @@ class H2Stream:
         conn = self.conn
         conn.h2.send(self.sid, status, headers, data, True)
         conn.write(conn.h2.data_to_send())
+
+    def respond_now(self, status: int, headers: list[bytes],
+                    data: bytes) -> bool:
+        return self.stream(status, headers, data, True)
 
     def stream(self, status: int, headers: list[bytes] | None, data: bytes,
                last: bool) -> bool:

@@ -124,6 +124,7 @@ typedef struct {
     int headers_ready; /* send_headers seen: hdrs/status are final */
     int headers_given; /* headers already passed to Python */
     int finished;      /* send(last=1) done; later output discarded */
+    int early;         /* finished by fastcgi_finish_request(): PHP runs on */
     int aborted;       /* client gone */
     int fatal;         /* a fatal error was raised in this request */
     int failed;        /* answer 500 if nothing was sent yet */
@@ -271,6 +272,7 @@ static int req_load(askr_request *r, void *job, const char *env, size_t env_len,
     r->headers_ready = 0;
     r->headers_given = 0;
     r->finished = 0;
+    r->early = 0;
     r->aborted = 0;
     r->fatal = 0;
     r->failed = 0;
@@ -343,7 +345,8 @@ static void req_send(askr_request *r, int last)
     }
     int ok = askr_py_send(r->job, r->status ? r->status : 200, h, hl,
                           r->aborted ? "" : (r->out ? r->out : ""),
-                          r->aborted ? 0 : r->out_len, last);
+                          r->aborted ? 0 : r->out_len,
+                          last ? (r->early ? 2 : 1) : 0);
     r->out_len = 0;
     if (last) {
         r->finished = 1;
@@ -808,6 +811,7 @@ PHP_FUNCTION(fastcgi_finish_request)
     }
     php_output_end_all();
     php_header();
+    r->early = 1;      /* tells Python to write it now, not after PHP */
     req_finish(r);
     RETURN_TRUE;
 }

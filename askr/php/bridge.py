@@ -73,7 +73,9 @@ def askr_py_send(handle, status, headers, headers_len, data, data_len, last):
     if headers != ffi.NULL:
         hdrs = ffi.unpack(headers, headers_len).split(b"\0")[:-1] if headers_len else []
     body = ffi.unpack(data, data_len) if data_len else b""
-    return 0 if job.send(status, hdrs, body, bool(last)) is False else 1
+    # last: 0 more to come, 1 complete, 2 complete while PHP runs on
+    # (fastcgi_finish_request); 2 stays truthy for jobs that test `if last`.
+    return 0 if job.send(status, hdrs, body, last) is False else 1
 
 
 @ffi.def_extern(onerror=_callback_error)

@@ -54,7 +54,9 @@ class Job:
                 status,
                 None if headers is None else [h.decode("latin-1") for h in headers],
                 data.decode("latin-1"),
-                last,
+                # The bridge's last: 0 more to come, 1 complete, 2
+                # complete at fastcgi_finish_request() (PHP runs on).
+                {0: False, 1: True, 2: "early"}[last],
             ]
         )
         if last and self.body_fd >= 0:
