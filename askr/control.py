@@ -96,6 +96,13 @@ def exiting(sock: socket.socket, reason: str) -> bool:
     return send(sock, {"ev": "exiting", "reason": reason})
 
 
+def recycle(sock: socket.socket, reason: str) -> bool:
+    """Worker: "replace me when it suits you" (max_requests reached).  The
+    worker keeps serving; the master starts its successor and drains it
+    once that one is ready, one worker of a pool at a time."""
+    return send(sock, {"ev": "recycle", "reason": reason})
+
+
 def stats(sock: socket.socket, *, requests: int, errors5xx: int, rss: int,
           busy_since: float | None, **extra: Any) -> bool:
     """Send cumulative counters; ``extra`` carries optional fields.

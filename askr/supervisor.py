@@ -11,13 +11,15 @@ Facts
     child's side of the fork; the master holds no PHP and no ring, so the
     code on disk at fork time is what a new worker runs.
   * Workers talk to the master over a SEQPACKET control channel (ready,
-    stats, exiting; see ``askr.control``) and are told things by signals.
+    stats, recycle, exiting; see ``askr.control``) and are told things by
+    signals.
 
 Strategy
   * Signal handlers only append to a list; ``signal.set_wakeup_fd`` wakes
     the selector.  One loop pass: wait on control sockets + wakeup pipe +
     admin sockets, dispatch ``handle_<signame>``, then housekeeping in a
-    fixed order: reap -> kill the overdue -> replace the bloated -> drain
+    fixed order: reap -> kill the overdue -> replace the bloated ->
+    recycle one worker per pool that asked (max_requests) -> drain
     the replaced -> advance a reload -> bring pools back to their count.
   * A worker counts as alive only once it reported ready.  A worker that
     dies before ready makes its pool back off exponentially, and only one
@@ -213,6 +215,8 @@ class Worker:
     killed: str | None = None        # why the master sent SIGKILL
     replaced_by: Worker | None = None
     reaped: bool = False
+    recycle_asked: float | None = None  # when it asked to be recycled
+    recycle_reason: str = ""
 
 
 @dataclass(eq=False)
@@ -410,6 +414,7 @@ class Supervisor:
         self._reap()
         self._kill_overdue(now)
         self._replace_bloated()
+        self._recycle_one()
         self._drain_replaced()
         self._advance_reload(now)
         self._maintain(now)
@@ -686,6 +691,10 @@ class Supervisor:
                 self._announce_ready()
         elif event == "stats":
             self._on_stats(worker, message)
+        elif event == "recycle":
+            if worker.recycle_asked is None:
+                worker.recycle_asked = time.monotonic()
+                worker.recycle_reason = str(message.get("reason", "recycle"))
         elif event == "exiting":
             reason = str(message.get("reason", "unknown"))
             worker.exit_reason = reason
@@ -854,6 +863,37 @@ class Supervisor:
                 if fresh is not None:
                     worker.replaced_by = fresh
                     worker.drain_reason = "memory"
+
+    def _recycle_one(self) -> None:
+        """Workers that reached max_requests keep serving until the master
+        replaces them: per pool one at a time, successor first, so a pool
+        never has two workers recycling at once, whatever their quotas."""
+        if self.stopping or self.reload is not None:
+            return  # a reload replaces every worker anyway
+        now = time.monotonic()
+        for pool in self.pools:
+            if now < pool.next_spawn:
+                continue  # successors fail to boot: back-off applies
+            mine = [w for w in self.workers.values() if w.pool is pool]
+            if any(w.replaced_by is not None or w.state is State.BOOTING
+                   or (w.state is State.DRAINING and w.recycle_asked)
+                   for w in mine):
+                continue
+            asking = [w for w in mine if w.recycle_asked is not None
+                      and w.state is State.READY]
+            if not asking:
+                continue
+            worker = min(asking, key=lambda w: w.recycle_asked)
+            reason = worker.recycle_reason
+            worker.drain_reason = reason
+            if not pool.overlap:
+                self._drain(worker, reason)
+                continue
+            fresh = self.spawn(pool, worker.index, self.committed)
+            if fresh is not None:
+                logger.info("worker recycling pid=%d reason=%s successor=%d",
+                            worker.pid, reason, fresh.pid)
+                worker.replaced_by = fresh
 
     def _drain_replaced(self) -> None:
         """Fresh-first replacement: drain a worker once its successor is up."""

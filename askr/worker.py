@@ -46,6 +46,7 @@ class WorkerServer(Server):
         super().__init__(*args, **kwargs)
         self.spec = spec
         self.stop_reason: str | None = None
+        self.recycle_asked = False
         self.last_stats = 0.0
         self.busy_since: float | None = None
         self.durations: list[float] = []
@@ -99,7 +100,20 @@ class WorkerServer(Server):
             self.stop("request timeout")
         quota = self.spec.max_requests if self.spec is not None else 0
         if quota and self.requests >= quota:
+            self.quota_reached(quota)
+
+    def quota_reached(self, quota: int) -> None:
+        """Ask the master for a successor and keep serving until it drains
+        us (it recycles one worker at a time).  Alone, or still not
+        drained at twice the quota, leave on our own."""
+        control_sock = self.spec.control if self.spec is not None else None
+        if control_sock is None or self.requests >= 2 * quota:
             self.stop("max_requests")
+        elif not self.recycle_asked:
+            self.recycle_asked = True
+            log.info("worker %d: max_requests reached (%d), asking for a "
+                     "successor", os.getpid(), quota)
+            control.recycle(control_sock, "max_requests")
 
     def report(self, force: bool) -> None:
         spec = self.spec

@@ -110,9 +110,14 @@ class FakeWorker:
         if self.marker("DOUBLE_READY") is not None:
             control.ready(self.spec.control)    # a protocol bug on purpose
         quota = self.spec.max_requests
+        asked = False
         while not self.stopping:
             self.flush_stats()
-            if quota and self.requests >= quota:
+            if quota and self.requests >= quota and not asked:
+                # As askr.worker: ask, keep serving until drained.
+                control.recycle(self.spec.control, "max_requests")
+                asked = True
+            if self.quota_reached():
                 control.exiting(self.spec.control, "max_requests")
                 break
             try:
@@ -172,8 +177,9 @@ class FakeWorker:
             conn.close()
 
     def quota_reached(self) -> bool:
+        """Past twice the quota without being drained: leave anyway."""
         quota = self.spec.max_requests
-        return bool(quota) and self.requests >= quota
+        return bool(quota) and self.requests >= 2 * quota
 
     def read_head(self, conn: socket.socket, buffer: bytes,
                   first: bool) -> tuple[bytes | None, bytes]:
@@ -254,7 +260,7 @@ class FakeWorker:
 
     def quota_next(self) -> bool:
         quota = self.spec.max_requests
-        return bool(quota) and self.requests + 1 >= quota
+        return bool(quota) and self.requests + 1 >= 2 * quota
 
     def route(self, method: str, path: str, query: dict[str, list[str]],
               body: bytes) -> tuple[int, str]:

@@ -190,25 +190,26 @@ def test_master_canary_healthy_rolls_the_rest(start_master, deployment):
 
 
 def recycle_windows(log: str) -> list[tuple[float, float]]:
-    """(exiting, successor ready) times of every max_requests recycle."""
+    """(successor spawned, old worker exited) times of every max_requests
+    recycle, from the master's log lines."""
     stamp = r"^\S+ (\d+):(\d+):(\d+),(\d+) "
 
     def seconds(match: re.Match) -> float:
         h, m, s, ms = (int(g) for g in match.groups()[:4])
         return h * 3600 + m * 60 + s + ms / 1000
 
+    started: dict[str, float] = {}
     windows = []
-    lines = log.splitlines()
-    for i, line in enumerate(lines):
-        exiting = re.match(stamp + r".*worker exiting pid=\d+ "
-                           r"reason=max_requests", line)
-        if not exiting:
+    for line in log.splitlines():
+        begin = re.match(stamp + r".*worker recycling pid=(\d+) "
+                         r"reason=max_requests", line)
+        if begin:
+            started[begin.group(5)] = seconds(begin)
             continue
-        for later in lines[i + 1:]:
-            ready = re.match(stamp + r".*worker ready ", later)
-            if ready:
-                windows.append((seconds(exiting), seconds(ready)))
-                break
+        end = re.match(stamp + r".*worker exited pid=(\d+) pool=web "
+                       r"reason=max_requests", line)
+        if end and end.group(5) in started:
+            windows.append((started.pop(end.group(5)), seconds(end)))
     return windows
 
 
@@ -224,6 +225,9 @@ def test_master_max_requests_recycles_one_worker_at_a_time(start_master):
         while load.count() < 300 and time.monotonic() < deadline:
             low_water.append(master.status()["workers_alive"])
             time.sleep(0.02)
+    master.wait_for(lambda s: s["workers_alive"] == 3
+                    and all(w["state"] == "ready" for w in s["workers"]),
+                    what="the last recycle to end")
 
     assert load.failures == []
     assert load.count() >= 300
@@ -231,9 +235,13 @@ def test_master_max_requests_recycles_one_worker_at_a_time(start_master):
     assert len(served_by) >= 9        # every worker recycled at least twice
     windows = sorted(recycle_windows(master.log()))
     assert len(windows) >= 6
-    for (_, first_ready), (second_exiting, _) in itertools.pairwise(windows):
-        assert first_ready <= second_exiting, windows
-    assert min(low_water) >= 2
+    # One recycle at a time: each ends (old worker gone) before the next
+    # starts (successor spawned), whatever the quotas drifted to.
+    for (_, first_end), (second_start, _) in itertools.pairwise(windows):
+        assert first_end <= second_start, windows
+    # Successor first: the pool never has fewer than 3 ready workers.
+    assert min(low_water) >= 3
+    assert "reason=max_requests signal" not in master.log()
 
 
 def test_master_sigterm_waits_for_slow_request_then_exits_0(start_master):
