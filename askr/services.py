@@ -63,6 +63,7 @@ class Counters:
     def on_output(self, level: int, message: str) -> None:
         text = message.rstrip()
         logging.getLogger(f"askr.{self.kind}").log(level, "%s", text)
+        counted = True
         if "Processed:" in text:
             self.jobs += 1
         elif "Failed:" in text:
@@ -70,7 +71,12 @@ class Counters:
         elif "schedule:run" in text or "Running scheduled" in text:
             self.runs += 1
             self.last_run = time.time()
-        self.report(force=False)
+        else:
+            counted = False
+        # A count is sent at once: PHP may then sleep in queue:work for
+        # seconds without printing, and a throttled count would wait for
+        # the next line (one small packet per job is cheap).
+        self.report(force=counted)
 
     def report(self, force: bool) -> None:
         now = time.monotonic()
