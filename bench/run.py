@@ -2,6 +2,7 @@
 
     python -m bench.run                      # everything, 3 repeats
     python -m bench.run --quick              # 1 repeat, 2 s per load
+                                             # (report in bench/out/)
     python -m bench.run -w hello -w static   # chosen workloads only
 
 Every contender is started here on loopback with config files of its own,
@@ -221,7 +222,11 @@ class Askr(Subprocess):
 
 
 class PhpBuiltin(Subprocess):
+    """PHP's built-in server: one process, one connection at a time, so
+    wrk's other 63 connections at c=64 time out or are reset (errors)."""
+
     name = "php -S"
+    note = "one process, one connection at a time: c=64 errors are expected"
 
     def __init__(self, workload: Workload) -> None:
         self.workload = workload
@@ -387,7 +392,8 @@ def measure(contender, workload: Workload, conns: list[int], seconds: float,
                 p50_ms=mid["p50_ms"], p99_ms=mid["p99_ms"],
                 errors=sum(r["errors"] for r in runs),
                 rss_mb=rss_mb(contender.pids()),
-                runs=[r["rps"] for r in runs]))
+                runs=[r["rps"] for r in runs],
+                note=getattr(contender, "note", "") if c > 1 else ""))
     except Exception as exc:  # noqa: BLE001 - a failed contender is a row
         results.append(Result(contender.name, workload.name, 0,
                               note=f"failed: {exc}"[:300]))
@@ -400,9 +406,11 @@ def measure(contender, workload: Workload, conns: list[int], seconds: float,
 
 def machine_facts() -> dict:
     def first_line(cmd: list[str]) -> str:
+        # nginx -v prints on stderr; the others on stdout.
         try:
-            return subprocess.run(cmd, capture_output=True, text=True,
-                                  check=False, timeout=10).stdout.splitlines()[0]
+            done = subprocess.run(cmd, capture_output=True, text=True,
+                                  check=False, timeout=10)
+            return (done.stdout or done.stderr).splitlines()[0]
         except (OSError, IndexError, subprocess.SubprocessError):
             return "?"
 
@@ -413,6 +421,7 @@ def machine_facts() -> dict:
         "php": first_line(["php", "-v"]),
         "nginx": first_line(["nginx", "-v"]) or "?",
         "wrk": first_line(["wrk", "-v"]),
+        "h2load": first_line(["h2load", "--version"]),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
 
@@ -466,10 +475,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--quick", action="store_true",
                         help="1 repeat of 2 s: a smoke run, not a result")
-    parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    parser.add_argument("--out", default=None,
+                        help="Markdown report (default bench/RESULTS.md; "
+                             "bench/out/RESULTS-quick.md with --quick)")
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.repeat = 2, 1
+    if args.out is None:
+        # A smoke run never replaces the committed results.
+        args.out = str(HERE / "out" / "RESULTS-quick.md" if args.quick
+                       else HERE / "RESULTS.md")
 
     prepare_docroot()
     conns = [int(c) for c in args.connections.split(",")]
