@@ -280,7 +280,9 @@ SETTINGS: tuple[Setting, ...] = (
       "Application base directory (Laravel's base_path()).", "--app-base",
       path=True),
     S("worker", "ini", _ini, "",
-      'php.ini overrides: "key=value" lines or a table.'),
+      'php.ini overrides: "key=value" lines or a table; the line '
+      '"askr.php_ini = system" (or none, or a path) picks the base php.ini '
+      '(default system: the distribution\'s, as php-cli reads it).'),
     S("tls", "cert", _optional_str, None,
       "PEM certificate for the TLS listeners.", "--tls-cert", path=True),
     S("tls", "key", _optional_str, None,

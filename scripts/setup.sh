@@ -8,6 +8,8 @@
 #
 # Idempotent: each step checks what is already there.  Environment:
 #   ASKR_PHP_CONFIG   another php-config (a PHP 8.x NTS embed build) to use
+#   ASKR_PHP_VERSION  the distribution's PHP to install (default: 8.2, or
+#                     whichever 8.x embed library the distribution has)
 #   ASKR_SKIP_APT=1   do not call apt-get (everything is installed already)
 #   ASKR_VENV         where the Python virtualenv lives (default ./.venv)
 set -euo pipefail
@@ -27,14 +29,46 @@ apt_packages=(
     php-laravel-framework
     nginx-light wrk nghttp2-client curl testssl.sh
 )
-php_packages=(
-    libphp8.2-embed php8.2-dev php8.2-cli php8.2-cgi php8.2-fpm
-    php8.2-opcache php8.2-sqlite3 php8.2-mbstring php8.2-xml php8.2-curl
-)
+php_packages_for() {
+    local v=$1
+    echo "libphp$v-embed php$v-dev php$v-cli php$v-cgi php$v-fpm" \
+         "php$v-opcache php$v-sqlite3 php$v-mbstring php$v-xml php$v-curl"
+}
+
+# Debian 12 ships PHP 8.2, Ubuntu 22.04 8.1, Ubuntu 24.04 8.3, Debian 13
+# 8.4: take the first whose embed library is installed, else the first
+# apt can install.  ASKR_PHP_VERSION=8.x forces one.
+pick_php_version() {
+    if [ -n "${ASKR_PHP_VERSION:-}" ]; then
+        echo "$ASKR_PHP_VERSION"
+        return
+    fi
+    local v
+    for v in 8.2 8.3 8.4 8.1; do
+        dpkg-query -W -f='${Status}' "libphp$v-embed" 2>/dev/null \
+            | grep -q "install ok installed" && { echo "$v"; return; }
+    done
+    for v in 8.2 8.3 8.4 8.1; do
+        apt-cache policy "libphp$v-embed" 2>/dev/null \
+            | grep -q "Candidate: [0-9]" && { echo "$v"; return; }
+    done
+    echo 8.2
+}
 
 install_debian_packages() {
     local want=("${apt_packages[@]}")
-    [ -n "${ASKR_PHP_CONFIG:-}" ] || want+=("${php_packages[@]}")
+    if [ -z "${ASKR_PHP_CONFIG:-}" ]; then
+        if [ "${ASKR_SKIP_APT:-0}" != 1 ] && [ "$(id -u)" = 0 ] \
+                && ! apt-cache policy libphp8.2-embed 2>/dev/null \
+                    | grep -q "Candidate: [0-9]"; then
+            apt-get update -q >/dev/null   # empty package lists (containers)
+        fi
+        local php_version
+        php_version=$(pick_php_version)
+        log "PHP $php_version (ASKR_PHP_VERSION picks another)"
+        # shellcheck disable=SC2207 # the list is space-separated names
+        want+=($(php_packages_for "$php_version"))
+    fi
 
     local missing=()
     for p in "${want[@]}"; do
