@@ -133,11 +133,21 @@ class _Conn:
         self.received = 0
         self.out = b""
         self.url = b""
+        self.method = b""
+        self.head_done = False
         self.complete = False
         self.parser = httptools.HttpRequestParser(self)
 
+    # Only the first request counts: pipelined ones after it are ignored
+    # (their URL must not be glued onto the first one's).
     def on_url(self, url: bytes) -> None:
-        self.url += url
+        if not self.head_done:
+            self.url += url
+
+    def on_headers_complete(self) -> None:
+        if not self.head_done:
+            self.head_done = True
+            self.method = self.parser.get_method()
 
     def on_message_complete(self) -> None:
         self.complete = True
@@ -182,10 +192,16 @@ class AdminServer:
                 lambda mask, c=state: self._on_event(c, mask))
 
     def _on_event(self, conn: _Conn, mask: int) -> None:
-        if mask & selectors.EVENT_READ and not conn.out:
-            self._read(conn)
-        if conn.out and mask & selectors.EVENT_WRITE:
-            self._write(conn)
+        # This runs in the master's loop: nothing a client sends may raise
+        # out of here (an Upgrade header once killed the master).
+        try:
+            if mask & selectors.EVENT_READ and not conn.out:
+                self._read(conn)
+            if conn.out and mask & selectors.EVENT_WRITE:
+                self._write(conn)
+        except Exception:
+            logger.exception("admin connection failed")
+            self._close(conn)
 
     def _read(self, conn: _Conn) -> None:
         try:
@@ -202,7 +218,15 @@ class AdminServer:
         conn.received += len(data)
         try:
             conn.parser.feed_data(data)
-        except httptools.HttpParserError:
+        except httptools.HttpParserUpgrade:
+            # Upgrade or CONNECT: llhttp stops there; the plane speaks only
+            # plain request/response.
+            logger.info("admin request refused: protocol upgrade")
+            self._respond(conn, json_response(
+                400, {"error": "upgrade not supported"}))
+            return
+        except httptools.HttpParserError as exc:
+            logger.info("admin request refused: %s", exc)
             self._respond(conn, json_response(400, {"error": "bad request"}))
             return
         if conn.received > MAX_REQUEST:
@@ -214,7 +238,7 @@ class AdminServer:
         url = httptools.parse_url(conn.url)
         path = (url.path or b"/").decode("latin-1")
         query = (url.query or b"").decode("latin-1")
-        method = conn.parser.get_method().decode("latin-1")
+        method = conn.method.decode("latin-1")
         try:
             response = route(self.plane, method, path, query)
         except Exception:
