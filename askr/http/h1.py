@@ -729,7 +729,9 @@ class H1Connection:
             except ValueError:
                 self._refuse(400, "bad Content-Length")
         elif name == b"transfer-encoding":
-            self._te = value
+            # Repeated fields are one comma-separated list (RFC 9110 5.3):
+            # "gzip" then "chunked" is "gzip, chunked", refused like it.
+            self._te = value if self._te is None else self._te + b", " + value
         else:
             self._expect = value
 
