@@ -32,6 +32,7 @@ import difflib
 import errno
 import ipaddress
 import logging
+import math
 import os
 import re
 import socket
@@ -136,6 +137,10 @@ def _number(low: float, high: float | None = None) -> Callable[[Any], float]:
             f">= {low:g}")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise Invalid(f"a number {span}, got {value!r}")
+        # nan compares false with everything, so it slipped through the
+        # range check and made every timeout never fire; inf is no better.
+        if not math.isfinite(value):
+            raise Invalid(f"a finite number {span}, got {value:g}")
         if value < low or (high is not None and value > high):
             raise Invalid(f"a number {span}, got {value:g}")
         return float(value)
