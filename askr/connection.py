@@ -374,10 +374,30 @@ class HttpConn(Conn):
         if self.tls is not None:
             data = self._tls_in(data)
             if not data or self.closed:
+                self._opening_timer()
                 return
         if self.sniffing and self._sniff(data):
+            self._opening_timer()
             return
         self.handle(self.proto.receive_data(data))
+
+    def _opening_timer(self) -> None:
+        """A TLS handshake or an HTTP/2 preface has begun but is not
+        complete: the client has started talking, so the short header
+        timeout applies, not the keep-alive one (a stalled handshake held
+        the connection for keepalive_timeout)."""
+        if self.closed or self.server.conns.get(self.fd) is not self:
+            return  # closed, or handed over to HTTP/2
+        kind = self.proto.timer_kind
+        starting = bool(self.sniffed) or (
+            self.tls is not None and self.tls.state.value == "handshake")
+        if kind == "idle" and starting:
+            if self.timer_kind != "head":
+                self.timer_kind = "head"
+                self.deadline = (time.monotonic()
+                                 + self.server.limits.header_timeout)
+        elif kind != self.timer_kind:
+            self._arm_timer(time.monotonic())
 
     def _sniff(self, data: bytes) -> bool:
         """Pick the protocol on the first bytes; True when they were
@@ -674,9 +694,12 @@ class H2Conn(Conn):
 
         super().__init__(server, fd, peer, local, tls)
         self.h2mod = h2
-        self.h2 = h2.H2Server()
+        self.h2 = h2.H2Server(max_body_size=server.limits.max_body_size)
         self.requests: dict[int, Request] = {}
         self.reset_streams: set[int] = set()
+        # Streams whose request body is still coming: when it last moved
+        # (body_timeout applies per stream, as between two reads in h1).
+        self.body_wait: dict[int, float] = {}
         self.open_jobs = 0
         self.write(self.h2.data_to_send())
         self.deadline = time.monotonic() + server.limits.keepalive_timeout
@@ -698,19 +721,30 @@ class H2Conn(Conn):
                 req = self.requests.get(ev.stream_id)
                 if req is not None:
                     req.add_body(ev.data, self.server.spool_dir)
+                    self.body_wait[ev.stream_id] = now
             elif kind is h2.RequestReceived:
                 req = Request(ev, self.server.root)
                 self.requests[ev.stream_id] = req
+                self.body_wait[ev.stream_id] = now
                 if req.is_php and ev.expects_continue:
                     self.h2.send_continue(ev.stream_id)
             elif kind is h2.RequestEnded:
+                self.body_wait.pop(ev.stream_id, None)
                 self._ended(ev.stream_id)
             elif kind is h2.StreamReset:
+                if ev.reason:
+                    log.info("h2: %s:%d: stream %d: %s", self.peer[0],
+                             self.peer[1], ev.stream_id, ev.reason)
+                self.body_wait.pop(ev.stream_id, None)
                 self.reset_streams.add(ev.stream_id)
                 req = self.requests.pop(ev.stream_id, None)
                 if req is not None:
                     req.discard()
             else:  # ConnectionClosed
+                if ev.error_code or ev.reason != "peer sent goaway":
+                    # A protocol error or a flood: one line, as for h1.
+                    log.info("h2: %s:%d: %s (error %d)", self.peer[0],
+                             self.peer[1], ev.reason, ev.error_code)
                 self.write(self.h2.data_to_send())
                 self.close_when_sent = True
                 if not self.awaiting_sent:
@@ -772,11 +806,32 @@ class H2Conn(Conn):
             self.close()
 
     def check_timer(self, now: float) -> None:
+        if self.body_wait:
+            self._body_timeouts(now)
         if (self.deadline and now >= self.deadline and not self.open_jobs
                 and not self.requests):
             self.write(self.h2.close())
             self.close_when_sent = True
             self.deadline = 0.0
+
+    def _body_timeouts(self, now: float) -> None:
+        """Refuse (408) the streams whose body stopped coming: without
+        this a HEADERS frame without END_STREAM held the connection (and
+        the request's memory or spool file) for ever."""
+        limit = self.server.limits.body_timeout
+        late = [sid for sid, t in self.body_wait.items() if now - t >= limit]
+        for sid in late:
+            del self.body_wait[sid]
+            log.info("h2: %s:%d: stream %d: body timeout", self.peer[0],
+                     self.peer[1], sid)
+            self.reset_streams.add(sid)
+            req = self.requests.pop(sid, None)
+            if req is not None:
+                req.discard()
+            self.h2.refuse(sid, 408, "request body timeout")
+        if late:
+            self.deadline = now + self.server.limits.keepalive_timeout
+            self.write(self.h2.data_to_send())
 
     def is_idle(self) -> bool:
         return not self.open_jobs and not self.requests

@@ -131,6 +131,7 @@ class StreamReset:
     stream_id: int
     error_code: int
     remote: bool
+    reason: str = ""  # set when we refused the stream (see ``refuse``)
 
 
 @dataclass(slots=True)
@@ -169,6 +170,7 @@ class _Stream:
     finished: bool = False
     pending: deque[memoryview] = field(default_factory=deque)
     buffered: int = 0
+    received: int = 0  # request body bytes so far (for max_body_size)
 
 
 def response_headers(
@@ -208,6 +210,7 @@ class H2Server:
         max_header_list_size: int = MAX_HEADER_LIST_SIZE,
         limits: FloodLimits = FloodLimits(),
         auto_ack: bool = True,
+        max_body_size: int | None = None,
     ) -> None:
         config = h2.config.H2Configuration(
             client_side=False,
@@ -231,6 +234,7 @@ class H2Server:
         self._conn.initiate_connection()
 
         self.auto_ack = auto_ack
+        self.max_body_size = max_body_size
         self.closed = False
         self.draining = False
         self._drain_last: int | None = None
@@ -279,6 +283,12 @@ class H2Server:
                 self._conn.acknowledge_received_data(
                     ev.flow_controlled_length, ev.stream_id
                 )
+            st = self._streams.get(ev.stream_id)
+            if st is not None and self.max_body_size is not None:
+                st.received += len(ev.data)
+                if st.received > self.max_body_size:
+                    self._too_large(ev.stream_id, out)
+                    return
             if ev.data:
                 out.append(
                     BodyReceived(ev.stream_id, ev.data, ev.flow_controlled_length)
@@ -367,12 +377,38 @@ class H2Server:
 
         self._streams[sid] = _Stream(no_body=method == b"HEAD")
         ended = ev.stream_ended is not None
+        if (content_length is not None and self.max_body_size is not None
+                and content_length > self.max_body_size):
+            # Refused before the driver sees it, as HTTP/1.1 does.
+            self._too_large(sid, out)
+            return
         out.append(
             RequestReceived(
                 sid, method.decode("latin-1"), target, headers, scheme, ended,
                 content_length, expects_continue and not ended,
             )
         )
+
+    def _too_large(self, stream_id: int, out: list[Event]) -> None:
+        self.refuse(stream_id, 413, "request body too large")
+        out.append(StreamReset(stream_id, int(ErrorCodes.NO_ERROR), False,
+                               "413 request body too large"))
+
+    def refuse(self, stream_id: int, status: int, reason: str) -> None:
+        """Answer a stream whose request we will not read to the end (413,
+        408) with a small text response, then RST_STREAM(NO_ERROR) so the
+        client stops sending its body (RFC 9113 section 8.1)."""
+        if stream_id not in self._streams or self.closed:
+            return
+        body = b"%d %s\n" % (status, reason.encode("ascii", "replace"))
+        self.send(stream_id, status, [
+            b"Content-Type: text/plain; charset=utf-8",
+            b"Content-Length: %d" % len(body)], body, True)
+        self._streams.pop(stream_id, None)
+        # The stream may be closed already (its END_STREAM came with the
+        # HEADERS); then there is nothing left to stop.
+        with contextlib.suppress(h2.exceptions.ProtocolError):
+            self._conn.reset_stream(stream_id, ErrorCodes.NO_ERROR)
 
     def _flood(self, kind: str, now: float, out: list[Event]) -> bool:
         if not self._rates[kind].hit(now):
