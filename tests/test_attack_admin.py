@@ -27,8 +27,9 @@ def _raw(port: int, data: bytes, timeout: float = 5.0) -> bytes:
 
 
 def test_admin_upgrade_and_connect_get_400_and_master_survives(srv):
-    for req in (b"GET /api/status HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\n\r\n",
+    upgrade = (b"GET /api/status HTTP/1.1\r\nHost: x\r\n"
+               b"Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+    for req in (upgrade,
                 b"CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: x\r\n\r\n"):
         out = _raw(srv.admin_port, req)
         assert out.startswith(b"HTTP/1.1 400 "), out
