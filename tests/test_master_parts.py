@@ -168,6 +168,23 @@ def test_bind_listener_is_nonblocking_with_backlog_and_v6only():
         v6.close()
 
 
+def test_accepted_connections_have_nagle_off():
+    """TCP_NODELAY on the listener is inherited by every accepted socket,
+    whichever backend accepts it (no 40 ms delayed-ACK stall between a
+    response head and its body)."""
+    for address in ("127.0.0.1:0", "[::1]:0"):
+        listener = bind_listener(address, 16)
+        try:
+            client = socket.create_connection(listener.getsockname()[:2], 5)
+            listener.setblocking(True)
+            accepted, _ = listener.accept()
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            accepted.close()
+            client.close()
+        finally:
+            listener.close()
+
+
 def test_describe_exit_names_signals_and_codes():
     killed = subprocess.Popen([sys.executable, "-c",
                                "import time; time.sleep(30)"])
