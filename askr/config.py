@@ -36,6 +36,7 @@ import math
 import os
 import re
 import socket
+import stat
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -178,13 +179,18 @@ def parse_size(value: Any) -> int:
     raise Invalid(f'a size in bytes or a string like "128M" or "1G", got {value!r}')
 
 
+MAX_WORKERS = 1024   # each is a process with its own PHP runtime
+
+
 def _workers(value: Any) -> int:
     if value == "auto":
         return os.cpu_count() or 1
     if isinstance(value, str) and value.isdigit():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise Invalid(f'"auto" or an integer >= 1, got {value!r}')
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1 \
+            or value > MAX_WORKERS:
+        raise Invalid(f'"auto" or an integer from 1 to {MAX_WORKERS}, '
+                      f'got {value!r}')
     return value
 
 
@@ -440,6 +446,29 @@ def _close(word: str, options: list[str] | tuple[str, ...]) -> str:
     return f' (did you mean "{near[0]}"?)' if near else ""
 
 
+MAX_CONFIG_BYTES = 1 << 20   # far above any real askr.toml
+
+
+def _read_config_text(file: str) -> str:
+    """The file's text; a device, a FIFO or a huge file is refused rather
+    than read (``config-check /dev/zero`` used to read for ever)."""
+    try:
+        with open(file, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ConfigError([Problem("not a regular file", file)])
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError([Problem(f"cannot read: {exc}", file)]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError([Problem(
+            f"larger than {MAX_CONFIG_BYTES >> 20} MiB: not an askr.toml",
+            file)])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem(f"cannot read: {exc}", file)]) from None
+
+
 def load(path: str | os.PathLike[str] | None,
          overrides: dict[str, Any] | None = None) -> Config:
     """Read askr.toml at ``path`` (None: defaults only) and apply overrides.
@@ -456,10 +485,7 @@ def load(path: str | os.PathLike[str] | None,
     base = Path(file).resolve().parent if file else Path.cwd()
 
     if file is not None:
-        try:
-            text = Path(file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError([Problem(f"cannot read: {exc}", file)]) from None
+        text = _read_config_text(file)
         lines = _locate(text)
         try:
             data = tomllib.loads(text)
@@ -530,6 +556,14 @@ def _cross_checks(cfg: Config) -> list[Problem]:
     server_listen = cfg.server.listen or ()
     tls_listen = tls.listen or ()
 
+    cores = os.cpu_count() or 1
+    workers = cfg.server.workers
+    if isinstance(workers, int) and workers > 8 * cores:
+        out.append(cfg.problem(
+            "server", "workers",
+            f"{workers} workers on {cores} cores: each is a PHP "
+            "runtime of tens of MB, and more than a few per core only help "
+            "PHP that waits on I/O", "warning"))
     if tls_listen and not (tls.cert and tls.key):
         out.append(cfg.problem("tls", "listen",
                                "TLS listeners need both cert and key"))

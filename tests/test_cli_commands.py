@@ -112,7 +112,7 @@ def test_cli_config_check_lists_every_problem(tmp_path):
     lines = res.stderr.strip().splitlines()
     assert lines == [
         f'{bad}:5: [log] levl: unknown key (did you mean "level"?)',
-        f'{bad}:2: [server] workers: expected "auto" or an integer >= 1, got 0',
+        f'{bad}:2: [server] workers: expected "auto" or an integer from 1 to 1024, got 0',
         (f'{bad}:3: [server] io: expected one of "auto", "uring", "epoll", '
         "got 'kqueue'"),
     ]
