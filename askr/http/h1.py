@@ -74,6 +74,7 @@ from http import HTTPStatus
 import httptools
 
 from askr.http.errors import LocalProtocolError, RemoteProtocolError
+from askr.http.host import valid_host
 
 # Default limits, each with its precedent.
 MAX_REQUEST_LINE = 65536  # nginx takes long query strings (seen: 12 KiB); Go 1 MiB
@@ -723,6 +724,8 @@ class H1Connection:
 
         if name == b"host":
             self._hosts += 1
+            if not valid_host(value.strip()):
+                self._refuse(400, "invalid Host")
         elif name == b"content-length":
             try:
                 self._length = int(value)  # llhttp checked the digits

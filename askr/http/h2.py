@@ -65,6 +65,8 @@ import h2.settings
 from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
+from askr.http.host import valid_host
+
 # Advertised to clients.  100 is the RFC 9113 minimum recommendation and what
 # nginx and h2 use; a worker serves one PHP request at a time anyway.
 MAX_CONCURRENT_STREAMS = 100
@@ -377,6 +379,13 @@ class H2Server:
 
         self._streams[sid] = _Stream(no_body=method == b"HEAD")
         ended = ev.stream_ended is not None
+        host = authority or next((v for n, v in headers if n == b"host"), b"")
+        if not valid_host(host):
+            # As an invalid Host in HTTP/1.1 (askr/http/host.py).
+            self.refuse(sid, 400, "invalid :authority")
+            out.append(StreamReset(sid, int(ErrorCodes.NO_ERROR), False,
+                                   "400 invalid :authority"))
+            return
         if (content_length is not None and self.max_body_size is not None
                 and content_length > self.max_body_size):
             # Refused before the driver sees it, as HTTP/1.1 does.
