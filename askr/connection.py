@@ -21,7 +21,10 @@ flushing responses, timeouts.
 - Accepting is gated: the worker accepts only while it is waiting in the
   loop, never while PHP runs, so that idle workers take new connections
   (``set_accepting``).  With a single worker there is nobody to leave them
-  to, and the gate stays open.
+  to, and the gate stays open.  A worker with requests queued still opens
+  the gate for one non-blocking look every ``POLL_BUSY_EVERY`` between two
+  requests, so clients arriving while every worker is busy are accepted
+  within one request, not one pass over every kept-alive connection.
 - Request bodies are buffered before PHP starts, like nginx does for
   php-fpm: in memory up to ``SPOOL_AT``, then in an unlinked temporary file
   whose descriptor the bridge reads in C.  A slow uploader then costs a
@@ -65,6 +68,11 @@ SPOOL_AT = 256 * 1024
 # this late.  A heap would be exact, but per-request timer updates cost
 # more than one pass a second over a few hundred connections.
 SWEEP_EVERY = 0.5
+# A worker with PHP requests queued still looks at its sockets this often
+# (between two requests, never during one): new connections waiting in the
+# listen backlog and new requests then queue behind the current ones
+# instead of behind a whole pass over every kept-alive connection.
+POLL_BUSY_EVERY = 0.01
 
 SERVER_SOFTWARE = "Askr"
 
@@ -875,6 +883,7 @@ class Server:
         self.requests = 0
         self.errors5xx = 0
         self.next_sweep = 0.0
+        self.last_poll = 0.0
         for lst in listeners:
             backend.add_listener(lst.fd)
 
@@ -884,6 +893,9 @@ class Server:
         """Run the loop until a PHP request is ready; None when drained."""
         backend = self.backend
         while True:
+            if self.ready and not self.draining and \
+                    time.monotonic() - self.last_poll >= POLL_BUSY_EVERY:
+                self._poll_while_busy()
             while self.ready:
                 job = self.ready.popleft()
                 if job.out.gone():
@@ -905,6 +917,7 @@ class Server:
             now = time.monotonic()
             events = backend.wait(max(0.0, min(SWEEP_EVERY,
                                                self.next_sweep - now)))
+            self.last_poll = time.monotonic()
             if events:
                 self.dispatch(events)
             now = time.monotonic()
@@ -975,6 +988,20 @@ class Server:
         if self.draining:
             h2conn.drain()
         h2conn.feed(data)
+
+    def _poll_while_busy(self) -> None:
+        """One non-blocking look at the sockets while requests are queued.
+        Without it a busy worker accepted one connection per pass over its
+        queue: 64 new keep-alive clients on 2 workers waited up to 3 s for
+        their first answer (measured with classic Laravel at ~6 ms each)."""
+        backend = self.backend
+        if not self.accepting:
+            backend.set_accepting(True)
+            self.accepting = True
+        events = backend.wait(0)
+        self.last_poll = time.monotonic()
+        if events:
+            self.dispatch(events)
 
     def ready_has(self, out: Any) -> bool:
         return any(job.out is out for job in self.ready)

@@ -337,3 +337,48 @@ def test_static_files_on_keep_alive_do_not_wait_for_delayed_acks(
     finally:
         srv.stop()
     assert took < 0.25, f"20 keep-alive static responses took {took:.3f}s"
+
+
+def test_busy_worker_accepts_new_clients_between_requests(tmp_path):
+    """Twenty keep-alive clients arrive at once at one worker whose script
+    takes 20 ms.  Each is answered first within about one round of the
+    others (20 x 20 ms), not after the worker has accepted them one per
+    pass over its whole queue (the last waited ~4 s)."""
+    import threading
+
+    from askr_server import AskrServer
+
+    root = tmp_path / "docroot"
+    root.mkdir()
+    (root / "slow.php").write_text("<?php usleep(20000); echo 'ok';")
+    srv = AskrServer(tmp_path, {"server": {"root": str(root), "workers": 1}})
+    srv.start()
+    first: list[float] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        with srv.connect(15) as sock:
+            start = time.monotonic()
+            for n in range(1000):
+                sock.sendall(b"GET /slow.php HTTP/1.1\r\nHost: t\r\n\r\n")
+                status, _, body, _ = read_response(sock, timeout=15)
+                assert status == 200 and body == b"ok"
+                if n == 0:
+                    first.append(time.monotonic() - start)
+                if stop.is_set():
+                    return
+
+    threads = [threading.Thread(target=client) for _ in range(20)]
+    try:
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 15
+        while len(first) < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        for thread in threads:
+            thread.join(20)
+    finally:
+        srv.stop()
+    assert len(first) == 20
+    assert max(first) < 1.5, sorted(first)[-5:]
