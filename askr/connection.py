@@ -907,6 +907,8 @@ class Server:
                 return job
 
             if self.draining and not self.conns:
+                if self._last_accepts():
+                    continue
                 return None
 
             want = not self.draining
@@ -988,6 +990,23 @@ class Server:
         if self.draining:
             h2conn.drain()
         h2conn.feed(data)
+
+    def _last_accepts(self) -> bool:
+        """Before a drained worker exits: reap what the cancelled accepts
+        left.  An accept the kernel completed just as accepting stopped
+        holds a client's connection; unreaped, it hung that client until
+        its own timeout.  True when such a connection came in (it is
+        served, then the worker drains again)."""
+        if self.accepting:
+            self.backend.set_accepting(False)
+            self.accepting = False
+        for timeout in (0.0, 0.02):
+            events = self.backend.wait(timeout)
+            if events:
+                self.dispatch(events)
+            if self.conns:
+                return True
+        return False
 
     def _poll_while_busy(self) -> None:
         """One non-blocking look at the sockets while requests are queued.
