@@ -860,13 +860,19 @@ class Supervisor:
                 logger.warning("worker over memory limit pid=%d rss=%d "
                                "limit=%d: replacing", worker.pid, worker.rss,
                                limit)
-                if not worker.pool.overlap:
-                    self._drain(worker, "memory")
-                    continue
-                fresh = self.spawn(worker.pool, worker.index, self.committed)
-                if fresh is not None:
-                    worker.replaced_by = fresh
-                    worker.drain_reason = "memory"
+                self._replace(worker, "memory")
+
+    def _replace(self, worker: Worker, reason: str) -> Worker | None:
+        """Fresh first: spawn the successor now, drain ``worker`` once it is
+        ready (_drain_replaced).  A pool without overlap drains at once."""
+        if not worker.pool.overlap:
+            self._drain(worker, reason)
+            return None
+        fresh = self.spawn(worker.pool, worker.index, self.committed)
+        if fresh is not None:
+            worker.replaced_by = fresh
+            worker.drain_reason = reason
+        return fresh
 
     def _recycle_one(self) -> None:
         """Workers that reached max_requests keep serving until the master
@@ -888,16 +894,10 @@ class Supervisor:
             if not asking:
                 continue
             worker = min(asking, key=lambda w: w.recycle_asked)
-            reason = worker.recycle_reason
-            worker.drain_reason = reason
-            if not pool.overlap:
-                self._drain(worker, reason)
-                continue
-            fresh = self.spawn(pool, worker.index, self.committed)
+            fresh = self._replace(worker, worker.recycle_reason)
             if fresh is not None:
                 logger.info("worker recycling pid=%d reason=%s successor=%d",
-                            worker.pid, reason, fresh.pid)
-                worker.replaced_by = fresh
+                            worker.pid, worker.recycle_reason, fresh.pid)
 
     def _drain_replaced(self) -> None:
         """Fresh-first replacement: drain a worker once its successor is up."""
