@@ -21,6 +21,18 @@ from pathlib import Path
 
 TOP = Path(__file__).resolve().parent.parent
 ASKR = [sys.executable, "-m", "askr.cli"]
+TLS_PORT = re.compile(r"listening address=\S+:(\d+) tls=on")
+
+
+def tls_section(workdir: Path) -> dict[str, object]:
+    """A self-signed pair in workdir/cert and the [tls] section that
+    serves it on a free loopback port (``AskrServer.tls_port`` once started)."""
+    from askr import certs
+
+    certs.generate(str(workdir / "cert"), ["localhost", "127.0.0.1"])
+    return {"listen": ["127.0.0.1:0"],
+            "cert": str(workdir / "cert" / "cert.pem"),
+            "key": str(workdir / "cert" / "key.pem")}
 
 
 def toml_value(value: object) -> str:
@@ -77,6 +89,8 @@ class AskrServer:
         self.port = int(ports[0])
         admin = re.search(r"admin listening address=\S+:(\d+)", text)
         self.admin_port = int(admin.group(1)) if admin else 0
+        tls = TLS_PORT.search(text)
+        self.tls_port = int(tls.group(1)) if tls else 0
         return self
 
     def log(self) -> str:

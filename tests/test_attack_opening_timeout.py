@@ -4,14 +4,14 @@ timeout."""
 
 from __future__ import annotations
 
-import re
 import shutil
 import socket
 import time
 from pathlib import Path
 
+from askr_server import tls_section
+
 HERE = Path(__file__).resolve().parent
-TLS_PORT = re.compile(r"listening address=\S+:(\d+) tls=on")
 
 
 def _closed_after(port: int, data: bytes, limit: float) -> float:
@@ -25,19 +25,14 @@ def _closed_after(port: int, data: bytes, limit: float) -> float:
 
 def test_stalled_tls_handshake_and_h2_preface_closed_after_header_timeout(
         askr_factory, tmp_path):
-    from askr import certs
-
     root = tmp_path / "docroot"
     shutil.copytree(HERE / "docroot_http", root)
-    certs.generate(str(tmp_path / "cert"), ["127.0.0.1"])
     srv = askr_factory({
         "server": {"root": str(root), "header_timeout": 1,
                    "keepalive_timeout": 30},
-        "tls": {"listen": ["127.0.0.1:0"],
-                "cert": str(tmp_path / "cert" / "cert.pem"),
-                "key": str(tmp_path / "cert" / "key.pem")},
+        "tls": tls_section(tmp_path),
     })
-    tls_port = int(TLS_PORT.search(srv.log()).group(1))
+    tls_port = srv.tls_port
     # The first bytes of a ClientHello record, then nothing.
     assert _closed_after(tls_port, b"\x16\x03\x01\x00\xc8\x01\x00", 15) < 6
     # Half of the HTTP/2 connection preface, then nothing.

@@ -1,11 +1,15 @@
 """config-check on inputs no askr.toml should be: devices, huge files,
-absurd worker counts.  Each gets a clear answer, at once."""
+absurd worker counts, non-finite numbers (nan compares false with every
+bound, so it used to pass the range check and made a timeout never fire).
+Each gets a clear answer, at once."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 TOP = Path(__file__).resolve().parent.parent
 
@@ -47,3 +51,25 @@ def test_absurd_worker_counts(tmp_path):
     out = _check(conf)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "1000 workers on" in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("key,value", [
+    ("keepalive_timeout", "nan"), ("header_timeout", "inf"),
+    ("body_timeout", "-inf"), ("request_timeout", "1e400")])
+def test_non_finite_timeouts_are_rejected(tmp_path, key, value):
+    (tmp_path / "public").mkdir()
+    conf = tmp_path / "askr.toml"
+    conf.write_text(f'[server]\nroot = "{tmp_path / "public"}"\n'
+                    f"{key} = {value}\n")
+    out = _check(conf)
+    assert out.returncode != 0, out.stdout + out.stderr
+    assert f"[server] {key}: expected a finite number" in out.stdout + out.stderr
+
+
+def test_finite_timeout_still_accepted(tmp_path):
+    (tmp_path / "public").mkdir()
+    conf = tmp_path / "askr.toml"
+    conf.write_text(f'[server]\nroot = "{tmp_path / "public"}"\n'
+                    "keepalive_timeout = 2.5\n")
+    out = _check(conf)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -3,15 +3,12 @@ its whole response while the script keeps running, as with php-fpm."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from askr_server import AskrServer, read_response
-
-TLS_PORT = re.compile(r"listening address=\S+:(\d+) tls=on")
+from askr_server import AskrServer, read_response, tls_section
 
 SCRIPT = """<?php
 header('X-Before: finish');
@@ -28,19 +25,13 @@ def server(tmp_path_factory):
     root = work / "docroot"
     root.mkdir()
     (root / "finish.php").write_text(SCRIPT)
-    from askr import certs
-
-    certs.generate(str(work / "cert"), ["localhost", "127.0.0.1"])
     # One worker: the finished script still occupies it for 2 s.
     srv = AskrServer(work, {
         "server": {"root": str(root), "workers": 1},
-        "tls": {"listen": ["127.0.0.1:0"],
-                "cert": str(work / "cert" / "cert.pem"),
-                "key": str(work / "cert" / "key.pem")},
+        "tls": tls_section(work),
     })
     srv.root = root
     srv.start()
-    srv.tls_port = int(TLS_PORT.search(srv.log()).group(1))
     yield srv
     srv.stop()
 

@@ -4,7 +4,6 @@ clients: curl, h2load (nghttp2-client) and Python's ssl."""
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import socket
 import ssl
@@ -12,10 +11,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from askr_server import AskrServer
+from askr_server import AskrServer, tls_section
 
 HERE = Path(__file__).resolve().parent
-TLS_PORT = re.compile(r"listening address=\S+:(\d+) tls=on")
 
 
 @pytest.fixture(scope="module")
@@ -23,17 +21,11 @@ def tls_server(tmp_path_factory):
     work = tmp_path_factory.mktemp("serve-tls")
     root = work / "docroot"
     shutil.copytree(HERE / "docroot_http", root)
-    from askr import certs
-
-    certs.generate(str(work / "cert"), ["localhost", "127.0.0.1"])
     srv = AskrServer(work, {
         "server": {"root": str(root), "workers": 2},
-        "tls": {"listen": ["127.0.0.1:0"],
-                "cert": str(work / "cert" / "cert.pem"),
-                "key": str(work / "cert" / "key.pem")},
+        "tls": tls_section(work),
     })
     srv.start()
-    srv.tls_port = int(TLS_PORT.search(srv.log()).group(1))
     yield srv
     srv.stop()
 
