@@ -1021,6 +1021,10 @@ class Server:
         self.last_poll = time.monotonic()
         if events:
             self.dispatch(events)
+        # The worker's checks (a pending SIGTERM, stats to the master) run
+        # here too: a worker that never empties its queue never idles, and
+        # an old-code worker kept serving after a reload until load ended.
+        self.idle_hook()
 
     def ready_has(self, out: Any) -> bool:
         return any(job.out is out for job in self.ready)
