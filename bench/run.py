@@ -6,8 +6,9 @@
     python -m bench.run -w hello -w static   # chosen workloads only
 
 Every contender is started here on loopback with config files of its own,
-warmed, loaded with wrk (h2load for HTTP/2), stopped; each load runs
-``--repeat`` times and the median is reported.  Results go to
+warmed, loaded with wrk (h2load for HTTP/2), stopped; each contender
+runs once per round, ``--repeat`` rounds in turn, and the median round
+is reported with each round's ratio to the reference.  Results go to
 bench/out/results.json and bench/RESULTS.md, with the machine's facts.
 Absolute numbers on a shared 2-core machine are noise: read the ratios
 against the reference (nginx + php-fpm) measured in the same run.
@@ -95,6 +96,7 @@ class Result:
     errors: int = 0
     rss_mb: float = 0.0
     runs: list[float] = field(default_factory=list)
+    rounds: list[int] = field(default_factory=list)
     note: str = ""
 
 
@@ -106,16 +108,21 @@ class Reference:
     name = "nginx+php-fpm"
 
     def __init__(self, workload: Workload, workers: int) -> None:
+        self.workload, self.workers = workload, workers
+
+    def start(self) -> str:
+        # A fresh pair (config files, port) each round: stop() removes
+        # the previous one's directory.
+        workload = self.workload
         root = DOCROOT if workload.app == "docroot" else LARAVEL / "public"
         cert, key = bench_cert() if workload.tls else (None, None)
         # nginx itself as Debian ships it: `worker_processes auto` (one
         # per core), so TLS and HTTP/2 are not held to one nginx core.
-        self.server = NginxFpm(root, children=workers, php_ini=OPCACHE_INI,
+        self.server = NginxFpm(root, children=self.workers,
+                               php_ini=OPCACHE_INI,
                                nginx_workers=os.cpu_count() or 1,
                                cert=cert, key=key,
                                http2=workload.proto == "h2s")
-
-    def start(self) -> str:
         self.server.start()
         return self.server.url
 
@@ -283,11 +290,14 @@ def parse_wrk(out: str) -> dict:
 
 def run_wrk(url: str, connections: int, seconds: float) -> dict:
     threads = min(2, connections)
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s",
-           "--latency", url]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False,
-                         timeout=seconds + 60).stdout
-    return parse_wrk(out)
+    # wrk takes whole seconds only: "-d1.5s" prints its usage and exits.
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}",
+           f"-d{max(1, round(seconds))}s", "--latency", url]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                          timeout=seconds + 60)
+    if "Requests/sec" not in done.stdout:
+        raise RuntimeError(f"wrk gave no result: {(done.stdout + done.stderr)[:300]}")
+    return parse_wrk(done.stdout)
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -371,34 +381,83 @@ def check_body(url: str, expect: str) -> None:
         raise RuntimeError(f"{url}: body lacks {expect!r}: {body[:200]!r}")
 
 
-def measure(contender, workload: Workload, conns: list[int], seconds: float,
-            repeat: int) -> list[Result]:
-    results = []
-    try:
-        base = contender.start()
-    except Exception as exc:  # a contender that cannot start is a row too  # noqa: BLE001 - a failed contender is a row
-        return [Result(contender.name, workload.name, c, note=str(exc)[:300])
-                for c in conns]
+def clear_sessions(workload: Workload) -> None:
+    """Start every Laravel contender with no session files.
+
+    Each request without a cookie writes a new file, and Laravel's session
+    garbage collector (2 requests in 100) lists the whole directory: left
+    alone, every contender would run slower than the one before it.
+    """
+    if workload.app != "laravel":
+        return
+    for f in (LARAVEL / "storage" / "framework" / "sessions").iterdir():
+        if not f.name.startswith("."):
+            f.unlink(missing_ok=True)
+
+
+def load_once(contender, workload: Workload, conns: list[int],
+              seconds: float) -> dict[int, dict]:
+    """Start, check, warm, load at each concurrency, stop: one round."""
+    clear_sessions(workload)
+    base = contender.start()
     try:
         url = base + workload.path
         check_body(url, workload.expect)
         run_load(workload, url, max(conns), min(seconds, 2))   # warm-up
+        out = {c: run_load(workload, url, c, seconds) for c in conns}
+        rss = rss_mb(contender.pids())
+        for run in out.values():
+            run["rss_mb"] = rss
+        return out
+    finally:
+        contender.stop()
+
+
+def measure(workload: Workload, contenders: list, conns: list[int],
+            seconds: float, repeat: int) -> list[Result]:
+    """Every contender once per round, rounds in turn.
+
+    Interleaving puts a slow spell of a shared machine on several
+    contenders rather than on all repeats of one, so the ratios of a round
+    (each contender against the reference of the same round) stay
+    comparable.  The starting contender rotates from round to round.
+    """
+    runs: dict[tuple[str, int], list[dict]] = {}
+    notes: dict[str, str] = {}
+    for r in range(repeat):
+        order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
+        for contender in order:
+            print(f"bench: {workload.name}: {contender.name} (round {r + 1})",
+                  file=sys.stderr)
+            try:
+                got = load_once(contender, workload, conns, seconds)
+            except Exception as exc:  # noqa: BLE001 - a failed contender is a row
+                notes[contender.name] = f"failed: {exc}"[:300]
+                continue
+            for c, run in got.items():
+                runs.setdefault((contender.name, c), []).append(
+                    dict(run, round=r))
+
+    results = []
+    for contender in contenders:
         for c in conns:
-            runs = [run_load(workload, url, c, seconds)
-                    for _ in range(repeat)]
-            mid = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+            done = runs.get((contender.name, c), [])
+            if not done:
+                results.append(Result(contender.name, workload.name, c,
+                                      note=notes.get(contender.name, "")))
+                continue
+            mid = sorted(done, key=lambda x: x["rps"])[len(done) // 2]
+            note = notes.get(contender.name, "")
+            if c > 1 and not note:
+                note = getattr(contender, "note", "")
             results.append(Result(
                 contender.name, workload.name, c, rps=mid["rps"],
                 p50_ms=mid["p50_ms"], p99_ms=mid["p99_ms"],
-                errors=sum(r["errors"] for r in runs),
-                rss_mb=rss_mb(contender.pids()),
-                runs=[r["rps"] for r in runs],
-                note=getattr(contender, "note", "") if c > 1 else ""))
-    except Exception as exc:  # noqa: BLE001 - a failed contender is a row
-        results.append(Result(contender.name, workload.name, 0,
-                              note=f"failed: {exc}"[:300]))
-    finally:
-        contender.stop()
+                errors=sum(x["errors"] for x in done),
+                rss_mb=mid["rss_mb"],
+                runs=[x["rps"] for x in done],
+                rounds=[x["round"] for x in done],
+                note=note))
     return results
 
 
@@ -426,10 +485,26 @@ def machine_facts() -> dict:
     }
 
 
+def round_ratios(r: Result, ref: Result | None) -> list[float]:
+    """r's req/s over the reference's, round by round."""
+    if ref is None:
+        return []
+    ref_by_round = dict(zip(ref.rounds, ref.runs))
+    return [rps / ref_by_round[rnd] for rnd, rps in zip(r.rounds, r.runs)
+            if ref_by_round.get(rnd)]
+
+
+def spread(values: list[float]) -> float | None:
+    """(max - min) / median, or None with fewer than two values."""
+    if len(values) < 2:
+        return None
+    mid = sorted(values)[len(values) // 2]
+    return (max(values) - min(values)) / mid if mid else None
+
+
 def markdown(results: list[Result], facts: dict, args: argparse.Namespace) -> str:
-    ref: dict[tuple[str, int], float] = {
-        (r.workload, r.connections): r.rps for r in results
-        if r.contender == Reference.name}
+    ref = {(r.workload, r.connections): r for r in results
+           if r.contender == Reference.name}
     lines = [
         "# Benchmark results",
         "",
@@ -441,18 +516,40 @@ def markdown(results: list[Result], facts: dict, args: argparse.Namespace) -> st
         "|---|---|",
         *[f"| {k} | {v} |" for k, v in facts.items()],
         "",
+        ("Each round starts and loads every contender once; a row's "
+        "req/s, p50 and p99 are its median round's. \"× ref\" is the "
+        "median req/s over the reference's; \"× ref by round\" divides "
+        "each round by the reference's same round, and \"spread\" is "
+        "(max − min) / median of those."),
+        "",
         ("| workload | conns | contender | req/s | p50 ms | p99 ms | errors "
-        "| RSS MB | × ref | runs (req/s) | note |"),
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+         "| RSS MB | × ref | × ref by round | spread | runs (req/s) | note |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    spreads: list[tuple[float, str]] = []
     for r in results:
         base = ref.get((r.workload, r.connections))
-        ratio = f"{r.rps / base:.2f}" if base and r.rps else "-"
+        is_ref = r.contender == Reference.name
+        ratio = f"{r.rps / base.rps:.2f}" if base and base.rps and r.rps else "-"
+        by_round = [] if is_ref else round_ratios(r, base)
+        sp = spread(by_round)
+        if sp is not None and r.contender.startswith("askr"):
+            spreads.append((sp, f"{r.workload} c={r.connections} {r.contender}"))
         runs = " / ".join(f"{x:.0f}" for x in r.runs)
         lines.append(
             f"| {r.workload} | {r.connections} | {r.contender} | {r.rps:.0f} "
             f"| {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} | {r.rss_mb:.0f} "
-            f"| {ratio} | {runs} | {r.note} |")
+            f"| {ratio} | {' / '.join(f'{x:.2f}' for x in by_round) or '-'} "
+            f"| {'-' if sp is None else f'{sp:.0%}'} | {runs} | {r.note} |")
+    if spreads:
+        within = sum(1 for sp, _ in spreads if sp <= 0.10)
+        widest = max(spreads)
+        lines += [
+            "",
+            (f"Askr rows whose ratio to the reference stayed within 10% "
+            f"across rounds: {within} of {len(spreads)}; widest: "
+            f"{widest[1]}, {widest[0]:.0%}."),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -491,10 +588,9 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     for name in args.workload or list(WORKLOADS):
         workload = WORKLOADS[name]
-        for contender in contenders(workload, args.workers, args.contender):
-            print(f"bench: {workload.name}: {contender.name}", file=sys.stderr)
-            results.extend(measure(contender, workload, conns, args.seconds,
-                                   args.repeat))
+        results.extend(measure(
+            workload, contenders(workload, args.workers, args.contender),
+            conns, args.seconds, args.repeat))
 
     facts = machine_facts()
     (HERE / "out").mkdir(exist_ok=True)
