@@ -111,6 +111,34 @@ def test_master_rolling_reload_under_load_loses_nothing(start_master,
     assert "reload finished generation=2" in master.log()
 
 
+def test_master_reload_reaches_workers_kept_busy_by_keepalive_clients(
+        start_master, deployment):
+    # Eight keep-alive clients over two workers: each worker always has a
+    # request queued, so it never goes idle.  An old worker must still see
+    # its SIGTERM between requests and leave; before, the old code served
+    # on until the load stopped and the reload never finished under load.
+    master = start_master(workers=2)
+
+    with Load(master.listen, new_conns=0, keepalive=8,
+              path="/sleep?ms=20") as load:
+        load.wait_count(50)
+        deployment.deploy("v2")
+        started = time.monotonic()
+        code, _, body = master.admin("POST", "/api/reload")
+        assert code == 202, body
+        master.wait_for(lambda s: s["generation"] == 2 and s["reload"] is None
+                        and all(w["generation"] == 2 for w in s["workers"]),
+                        timeout=20, what="reload to finish under load")
+        took = time.monotonic() - started
+        load.wait_count(50)
+
+    assert load.failures == []
+    assert set(generations(load)[-20:]) == {"v2"}
+    # About 2 s here.  Without the check between requests the old workers
+    # held on until the master's stop timeout killed them (10 s).
+    assert took < 5, took
+
+
 def test_master_reload_during_reload_is_queued(start_master, deployment):
     master = start_master(workers=2)
     deployment.deploy("v2", boot_delay=0.3)
