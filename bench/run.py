@@ -95,6 +95,7 @@ class Result:
     p99_ms: float = 0.0
     errors: int = 0
     rss_mb: float = 0.0
+    pss_mb: float = 0.0
     runs: list[float] = field(default_factory=list)
     rounds: list[int] = field(default_factory=list)
     note: str = ""
@@ -358,16 +359,22 @@ def run_load(workload: Workload, url: str, connections: int,
     return run_wrk(url, connections, seconds)
 
 
-def rss_mb(pids: list[int]) -> float:
+def memory_mb(pids: list[int]) -> tuple[float, float]:
+    """(RSS, PSS) of the processes, in MB.  RSS counts pages shared
+    between processes (libraries, opcache, pages inherited over fork)
+    once per process; PSS splits them, so its sum is what the server
+    really holds."""
     import psutil
 
-    total = 0
+    rss = pss = 0
     for pid in pids:
         try:
-            total += psutil.Process(pid).memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
-    return total / 1e6
+            info = psutil.Process(pid).memory_full_info()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        rss += info.rss
+        pss += getattr(info, "pss", 0)
+    return rss / 1e6, pss / 1e6
 
 
 def check_body(url: str, expect: str) -> None:
@@ -405,9 +412,9 @@ def load_once(contender, workload: Workload, conns: list[int],
         check_body(url, workload.expect)
         run_load(workload, url, max(conns), min(seconds, 2))   # warm-up
         out = {c: run_load(workload, url, c, seconds) for c in conns}
-        rss = rss_mb(contender.pids())
+        rss, pss = memory_mb(contender.pids())
         for run in out.values():
-            run["rss_mb"] = rss
+            run["rss_mb"], run["pss_mb"] = rss, pss
         return out
     finally:
         contender.stop()
@@ -454,7 +461,7 @@ def measure(workload: Workload, contenders: list, conns: list[int],
                 contender.name, workload.name, c, rps=mid["rps"],
                 p50_ms=mid["p50_ms"], p99_ms=mid["p99_ms"],
                 errors=sum(x["errors"] for x in done),
-                rss_mb=mid["rss_mb"],
+                rss_mb=mid["rss_mb"], pss_mb=mid["pss_mb"],
                 runs=[x["rps"] for x in done],
                 rounds=[x["round"] for x in done],
                 note=note))
@@ -523,8 +530,9 @@ def markdown(results: list[Result], facts: dict, args: argparse.Namespace) -> st
         "(max − min) / median of those."),
         "",
         ("| workload | conns | contender | req/s | p50 ms | p99 ms | errors "
-         "| RSS MB | × ref | × ref by round | spread | runs (req/s) | note |"),
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+         "| RSS MB | PSS MB | × ref | × ref by round | spread | runs (req/s) "
+         "| note |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     spreads: list[tuple[float, str]] = []
     for r in results:
@@ -539,6 +547,7 @@ def markdown(results: list[Result], facts: dict, args: argparse.Namespace) -> st
         lines.append(
             f"| {r.workload} | {r.connections} | {r.contender} | {r.rps:.0f} "
             f"| {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} | {r.rss_mb:.0f} "
+            f"| {r.pss_mb:.0f} "
             f"| {ratio} | {' / '.join(f'{x:.2f}' for x in by_round) or '-'} "
             f"| {'-' if sp is None else f'{sp:.0%}'} | {runs} | {r.note} |")
     if spreads:
