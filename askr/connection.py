@@ -371,8 +371,9 @@ class HttpConn(Conn):
         self.paused = False
         self.timer_kind: str | None = None
         self.req: Request | None = None
-        # A static file being sent outlives its request's bookkeeping.
-        self.static_file: Any = None
+        # A static file sent through TLS (read and encrypted here, piece by
+        # piece) outlives its request's bookkeeping: its descriptor.
+        self.static_file: int | None = None
         self.file_left: tuple[int, int] | None = None
         self._arm_timer(time.monotonic())
 
@@ -512,34 +513,50 @@ class HttpConn(Conn):
     def _static(self, req: Request) -> None:
         head, route = req.head, req.route
         plan = static.plan(route.stat, route.path, head.headers, head.method)
-        self.write(self.proto.start_response(plan.status, plan.headers))
+        response_head = self.proto.start_response(plan.status, plan.headers)
         count = self.proto.file_body(plan.count)
-        if count:
+        if not count:
+            self.write(response_head)
+        elif self.tls is None:
             try:
-                f = open(route.path, "rb")  # noqa: SIM115 (on_sent closes it)
+                file_fd = os.open(route.path, os.O_RDONLY | os.O_CLOEXEC)
             except OSError as exc:
-                # Gone between stat and open: the head is out, so the only
-                # honest answer left is to cut the connection.
-                log.warning("static %s: %s", route.path, exc)
-                self.close()
+                self._file_gone(route.path, exc)
                 return
-            self.static_file = f
-            if self.tls is None:
-                self.server.backend.sendfile(self.fd, f.fileno(),
-                                             plan.offset, count)
-            else:
-                # No sendfile through TLS: read, encrypt and send a chunk
-                # each time the previous one is out, so memory stays flat.
-                self.file_left = (plan.offset, count)
-                self._pump_file()
+            # Head and range in one call (one segment to start with); the
+            # backend only borrows file_fd.
+            self.awaiting_sent = True
+            try:
+                self.server.backend.sendfile(self.fd, file_fd, plan.offset,
+                                             count, response_head)
+            finally:
+                os.close(file_fd)
+        else:
+            try:
+                file_fd = os.open(route.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                self._file_gone(route.path, exc)
+                return
+            self.write(response_head)
+            self.static_file = file_fd
+            # No sendfile through TLS: read, encrypt and send a chunk each
+            # time the previous one is out, so memory stays flat.
+            self.file_left = (plan.offset, count)
+            self._pump_file()
         self.write(self.proto.end_response())
         self.server.access(self.peer[0], head, plan.status, count, 0.0)
         self.done()
 
+    def _file_gone(self, path: str, exc: OSError) -> None:
+        # Gone or unreadable between stat and open: the response is framed
+        # with the stat's length, so the only honest answer left is to cut
+        # the connection.
+        log.warning("static %s: %s", path, exc)
+        self.close()
+
     def _pump_file(self) -> None:
         offset, left = self.file_left
-        chunk = os.pread(self.static_file.fileno(), min(left, FILE_CHUNK),
-                         offset)
+        chunk = os.pread(self.static_file, min(left, FILE_CHUNK), offset)
         if not chunk:
             self.close()  # the file shrank under us
             return
@@ -593,7 +610,7 @@ class HttpConn(Conn):
             self._pump_file()
             return
         if self.static_file is not None:
-            self.static_file.close()
+            os.close(self.static_file)
             self.static_file = None
         if self.closed:
             return
@@ -649,7 +666,7 @@ class HttpConn(Conn):
             self.req.discard()
             self.req = None
         if self.static_file is not None:
-            self.static_file.close()
+            os.close(self.static_file)
             self.static_file = None
         self.proto.close()
 

@@ -12,7 +12,7 @@
  * Python (askr/uring/ring.py).
  *
  * Minimum kernel.  5.11 (IORING_FEAT_EXT_ARG for the wait-with-timeout in
- * one system call) with IORING_OP_ACCEPT/RECV/SEND/ASYNC_CANCEL.  Newer
+ * one system call) with IORING_OP_ACCEPT/RECV/SEND/POLL_ADD/ASYNC_CANCEL.  Newer
  * kernels add: provided-buffer rings and multishot accept (5.19), multishot
  * recv (6.0), SINGLE_ISSUER (6.0), DEFER_TASKRUN (6.1).  Each is probed at
  * ring set-up, never guessed from the kernel version.
@@ -28,12 +28,15 @@
  * are defined below where they are needed.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -76,6 +79,7 @@
 #define OP_CANCEL 4
 #define OP_PROBE 5
 #define OP_WAKE 6         /* our own wait timeout, kernels without EXT_ARG */
+#define OP_FILE 7         /* POLLOUT wait of a file transfer */
 
 static inline uint64_t ud_encode(int op, int fd)
 {
@@ -96,6 +100,13 @@ static inline void ud_decode(uint64_t ud, int *op, int *fd)
 #define F_SEND_ARMED 16
 #define F_PAUSED 32
 #define F_CLOSING 64      /* cancelled for close: finish, never re-arm */
+#define F_FILE 128        /* a file range is being sent, or follows sbuf */
+#define F_FILE_POLL 256   /* that transfer's POLLOUT wait is in flight */
+#define F_NONBLOCK 512    /* O_NONBLOCK is set on the socket (sendfile) */
+
+/* Bytes of file one connection sends per loop pass before it waits for
+ * POLLOUT again: a large file cannot hold the loop from other connections. */
+#define FILE_TURN (256 * 1024)
 
 #define MAX_LISTENERS 64
 #define ADDR_SLOT 128     /* arena bytes per sockaddr in an accept event */
@@ -103,10 +114,14 @@ static inline void ud_decode(uint64_t ud, int *op, int *fd)
 struct askr_fd {
     uint16_t flags;
     uint16_t inflight;
+    int file_fd;          /* F_FILE: the file being sent; the shim owns it */
     char *rbuf;           /* recv buffer when there is no buffer ring */
     const char *sbuf;     /* the send in flight: Python keeps it alive */
     uint32_t slen;
     uint32_t sdone;
+    int64_t foff;         /* F_FILE: next file offset, bytes left, total */
+    int64_t fleft;
+    int64_t ftotal;
 };
 
 /* All fields 64-bit: Python reads a batch as one flat int64 array
@@ -180,6 +195,7 @@ static struct io_uring_sqe *get_sqe(askr_ring *r)
 }
 
 static void give_back(askr_ring *r, unsigned bid);
+static void file_drop(struct askr_fd *f);
 
 /* ---- set-up ---------------------------------------------------------- */
 
@@ -463,8 +479,10 @@ void askr_ring_close(askr_ring *r)
         munmap(r->br, r->nbufs * sizeof(struct io_uring_buf));
     }
     io_uring_queue_exit(&r->ring);
-    for (i = 0; i < r->nfds; i++)
+    for (i = 0; i < r->nfds; i++) {
+        file_drop(&r->fds[i]);
         free(r->fds[i].rbuf);
+    }
     free(r->fds);
     free(r->bufs);
     free(r);
@@ -553,9 +571,89 @@ static int arm_send(askr_ring *r, int fd, struct askr_fd *f)
     if (!sqe)
         return -EBUSY;
     io_uring_prep_send(sqe, fd, f->sbuf + f->sdone, f->slen - f->sdone,
-                       MSG_NOSIGNAL);
+                       MSG_NOSIGNAL | ((f->flags & F_FILE) ? MSG_MORE : 0));
     io_uring_sqe_set_data64(sqe, ud_encode(OP_SEND, fd));
     return 0;
+}
+
+/*
+ * File transfers (askr_send_file).  A static response is a head and a
+ * file range.  Both go out from here, in C: the head with send(2) and
+ * MSG_MORE (so head and first file bytes leave as one segment, as nginx's
+ * tcp_nopush does), the range with sendfile(2), which hands page-cache
+ * pages to the socket (no copy into user space, none into the socket
+ * buffer).  Both are tried at once, non-blocking: on loopback and on any
+ * idle connection the whole response is out before Python's call returns.
+ * What the socket does not take waits for room with a POLLOUT poll in the
+ * ring, and Python hears of it once, when the whole range is out.
+ *
+ * sendfile(2) has no io_uring opcode (SPLICE is always punted to a kernel
+ * worker thread, a context switch per call), hence the direct calls; they
+ * need O_NONBLOCK on the socket, which io_uring's own RECV and SEND ignore
+ * (they wait unless given MSG_DONTWAIT; liburing's recv-msgflags test).
+ */
+static void file_drop(struct askr_fd *f)
+{
+    if (f->flags & F_FILE) {
+        close(f->file_fd);
+        f->file_fd = -1;
+        f->flags &= ~F_FILE;
+    }
+}
+
+static int arm_file_poll(askr_ring *r, int fd, struct askr_fd *f)
+{
+    struct io_uring_sqe *sqe = get_sqe(r);
+
+    if (!sqe)
+        return -EBUSY;
+    io_uring_prep_poll_add(sqe, fd, POLLOUT);
+    io_uring_sqe_set_data64(sqe, ud_encode(OP_FILE, fd));
+    f->flags |= F_FILE_POLL;
+    f->inflight++;
+    return 0;
+}
+
+/* Send what is left of the range from f->file_fd: 1 when all of it is
+ * out, 0 when the socket is full or this pass's turn is used up (the
+ * caller waits for POLLOUT), -errno on failure (-EIO: the file is shorter
+ * than the range announced). */
+static int file_step(askr_ring *r, int fd, struct askr_fd *f)
+{
+    int64_t turn = FILE_TURN;
+
+    if (!(f->flags & F_NONBLOCK)) {
+        int fl = fcntl(fd, F_GETFL);
+
+        if (fl < 0)
+            return -errno;
+        if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+            return -errno;
+        f->flags |= F_NONBLOCK;
+    }
+    while (f->fleft > 0) {
+        off_t off = f->foff;
+        ssize_t n;
+
+        if (turn <= 0)
+            return 0;
+        n = sendfile(fd, f->file_fd, &off,
+                     (size_t)(f->fleft < turn ? f->fleft : turn));
+        if (n > 0) {
+            f->foff += n;
+            f->fleft -= n;
+            turn -= n;
+            r->st_bytes_out += n;
+        } else if (n == 0) {
+            return -EIO;
+        } else if (errno == EAGAIN) {
+            r->st_partial_sends++;
+            return 0;
+        } else if (errno != EINTR) {
+            return -errno;
+        }
+    }
+    return 1;
 }
 
 /* Cancel the one (op, fd) request in flight: no cancel flags, as each
@@ -701,6 +799,89 @@ int askr_send(askr_ring *r, int fd, const char *buf, unsigned len)
     return ret;
 }
 
+/*
+ * Send buf[0:len] (len may be 0), then count bytes of file_fd from off, on
+ * fd with nothing in flight (else -EBUSY: Python queues it).  file_fd is
+ * borrowed: the caller may close it when this returns.
+ *
+ * Returns 1 when everything is out already (no event follows), 0 when the
+ * rest goes out from the ring (the shim keeps a duplicate of file_fd, the
+ * caller keeps buf alive until the one K_SEND_DONE / K_SEND_ERR), or
+ * -errno (nothing is in flight then).
+ */
+int askr_send_file(askr_ring *r, int fd, const char *buf, unsigned len,
+                   int file_fd, int64_t off, int64_t count)
+{
+    struct askr_fd *f = fd_state(r, fd);
+    int ret;
+
+    if (!f)
+        return -ENOMEM;
+    if (f->flags & (F_SEND_ARMED | F_FILE))
+        return -EBUSY;
+    if (count <= 0)
+        return -EINVAL;
+    f->sbuf = buf;
+    f->slen = len;
+    f->sdone = 0;
+    f->file_fd = file_fd;   /* borrowed: F_FILE unset, file_drop skips it */
+    f->foff = off;
+    f->fleft = count;
+    f->ftotal = count;
+
+    while (f->sdone < len) {
+        ssize_t n = send(fd, buf + f->sdone, len - f->sdone,
+                         MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE);
+
+        if (n > 0) {
+            f->sdone += n;
+            r->st_bytes_out += n;
+        } else if (n < 0 && errno == EAGAIN) {
+            break;
+        } else if (n < 0 && errno != EINTR) {
+            ret = -errno;
+            goto fail;
+        }
+    }
+    ret = f->sdone < len ? 0 : file_step(r, fd, f);
+    if (ret < 0)
+        goto fail;
+    if (ret == 1) {
+        f->sbuf = NULL;
+        f->file_fd = -1;
+        return 1;
+    }
+
+    /* The rest waits for room: the ring finishes the head, then the file. */
+    f->file_fd = fcntl(file_fd, F_DUPFD_CLOEXEC, 0);
+    if (f->file_fd < 0) {
+        ret = -errno;
+        goto fail;
+    }
+    f->flags |= F_FILE;
+    if (f->sdone < len) {
+        r->st_partial_sends++;
+        ret = arm_send(r, fd, f);
+    } else {
+        f->sbuf = NULL;
+        ret = arm_file_poll(r, fd, f);
+    }
+    if (ret) {
+        file_drop(f);
+        ret = -EAGAIN;   /* no SQE even after a flush: not "busy" */
+        goto fail;
+    }
+    if (f->sbuf)
+        f->inflight++;   /* arm_file_poll counts its own */
+    f->flags |= F_SEND_ARMED;
+    return 0;
+
+fail:
+    f->sbuf = NULL;
+    f->file_fd = -1;
+    return ret;
+}
+
 /* Cancel everything pending on fd and stop watching it; returns how many
  * operations are still in flight (Python reaps until askr_inflight is 0). */
 int askr_cancel_fd(askr_ring *r, int fd)
@@ -718,7 +899,10 @@ int askr_cancel_fd(askr_ring *r, int fd)
          * found no room is retried when Python asks again. */
         if ((f->flags & F_RECV_ARMED) && cancel_op(r, OP_RECV, fd))
             return -EBUSY;
-        if ((f->flags & F_SEND_ARMED) && cancel_op(r, OP_SEND, fd))
+        if ((f->flags & F_SEND_ARMED) && f->sbuf
+            && cancel_op(r, OP_SEND, fd))
+            return -EBUSY;
+        if ((f->flags & F_FILE_POLL) && cancel_op(r, OP_FILE, fd))
             return -EBUSY;
         if ((f->flags & F_ACCEPT_ARMED) && cancel_op(r, OP_ACCEPT, fd))
             return -EBUSY;
@@ -742,6 +926,7 @@ void askr_forget(askr_ring *r, int fd)
 {
     if (fd < 0 || fd >= r->nfds)
         return;
+    file_drop(&r->fds[fd]);
     free(r->fds[fd].rbuf);
     memset(&r->fds[fd], 0, sizeof(r->fds[fd]));
 }
@@ -873,6 +1058,9 @@ static int on_recv(askr_ring *r, struct batch *b, int fd,
     return 0;
 }
 
+static void file_go(askr_ring *r, struct batch *b, int fd,
+                    struct askr_fd *f);
+
 static int on_send(askr_ring *r, struct batch *b, int fd,
                    struct io_uring_cqe *cqe)
 {
@@ -894,13 +1082,59 @@ static int on_send(askr_ring *r, struct batch *b, int fd,
         }
     }
 
-    f->flags &= ~F_SEND_ARMED;
     f->inflight--;
     f->sbuf = NULL;
+    if (res > 0 && (f->flags & F_FILE) && !(f->flags & F_CLOSING)) {
+        file_go(r, b, fd, f);   /* the file range follows the buffer */
+        return 0;
+    }
+    f->flags &= ~F_SEND_ARMED;
+    file_drop(f);
     if (res > 0)
         put(b, K_SEND_DONE, fd, f->slen, 0, 0);
     else if (res != -ECANCELED)
         put(b, K_SEND_ERR, fd, res == 0 ? EPIPE : -res, 0, 0);
+    return 0;
+}
+
+/* Send more of the file; when the transfer ends, report the buffer and
+ * the file range as one send. */
+static void file_go(askr_ring *r, struct batch *b, int fd, struct askr_fd *f)
+{
+    int ret = file_step(r, fd, f);
+
+    if (ret == 0 && arm_file_poll(r, fd, f) == 0)
+        return;   /* on_file_poll goes on */
+    if (ret == 0)
+        ret = -EBUSY;
+    f->flags &= ~F_SEND_ARMED;
+    file_drop(f);
+    if (ret > 0)
+        put(b, K_SEND_DONE, fd, f->slen + f->ftotal, 0, 0);
+    else
+        put(b, K_SEND_ERR, fd, -ret, 0, 0);
+}
+
+static int on_file_poll(askr_ring *r, struct batch *b, int fd,
+                        struct io_uring_cqe *cqe)
+{
+    struct askr_fd *f = &r->fds[fd];
+    int res = cqe->res;
+
+    f->flags &= ~F_FILE_POLL;
+    f->inflight--;
+    if (!(f->flags & F_FILE))
+        return 0;
+    if ((f->flags & F_CLOSING) || res == -ECANCELED) {
+        f->flags &= ~F_SEND_ARMED;
+        file_drop(f);
+    } else if (res < 0) {
+        f->flags &= ~F_SEND_ARMED;
+        file_drop(f);
+        put(b, K_SEND_ERR, fd, -res, 0, 0);
+    } else {
+        file_go(r, b, fd, f);   /* room, or POLLERR/POLLHUP: sendfile says */
+    }
     return 0;
 }
 
@@ -969,6 +1203,8 @@ static unsigned drain(askr_ring *r, struct batch *b)
                 full = on_recv(r, b, fd, cqe);
             else if (op == OP_SEND)
                 full = on_send(r, b, fd, cqe);
+            else if (op == OP_FILE)
+                full = on_file_poll(r, b, fd, cqe);
         }
         if (full)
             break;

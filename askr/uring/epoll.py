@@ -51,6 +51,7 @@ EPOLLOUT = select.EPOLLOUT
 OUT_OR_ERR = select.EPOLLOUT | select.EPOLLERR
 HUP_OR_ERR = select.EPOLLHUP | select.EPOLLERR
 MSG_NOSIGNAL = socket.MSG_NOSIGNAL
+MSG_MORE_NOSIGNAL = socket.MSG_MORE | socket.MSG_NOSIGNAL
 
 
 class Conn:
@@ -248,14 +249,67 @@ class EpollBackend:
         self._counts["partial_sends"] += 1
         self._update(conn)
 
-    def sendfile(self, fd: int, file_fd: int, offset: int, count: int) -> None:
-        """Queue count bytes of file_fd from offset (os.sendfile)."""
-        conn = self._conn(fd)
-        if count <= 0 or conn.failed:
+    def sendfile(
+        self, fd: int, file_fd: int, offset: int, count: int, head: bytes = b""
+    ) -> None:
+        """Queue head, then count bytes of file_fd from offset (os.sendfile).
+
+        With nothing queued, both are written at once, the head with
+        MSG_MORE so that it leaves in one segment with the first file bytes;
+        file_fd is only borrowed (duplicated if the socket cannot take it
+        all now).
+        """
+        conn = self._conns.get(fd) or self._conn(fd)
+        if conn.failed:
             return
-        conn.sendq.append(FileItem(os.dup(file_fd), offset, count))
-        if len(conn.sendq) == 1:
-            self._flush(conn)
+        if count <= 0:
+            self.send(fd, head)
+            return
+        if conn.sendq:  # waiting for EPOLLOUT already: keep the order
+            if head:
+                conn.sendq.append(head)
+            conn.sendq.append(FileItem(os.dup(file_fd), offset, count))
+            return
+        self._send_file_now(conn, head, file_fd, offset, count)
+
+    def _send_file_now(
+        self, conn: Conn, head: bytes, file_fd: int, offset: int, count: int
+    ) -> None:
+        """Write head and file range now as far as the socket takes them
+        (usually all: EV_SENT is pending); queue the rest for EPOLLOUT."""
+        fd = conn.fd
+        n = 0
+        try:
+            if head:
+                n = conn.sock.send(head, MSG_MORE_NOSIGNAL)
+                if n < len(head):
+                    head = head[n:]
+                    raise BlockingIOError
+                head = b""
+            while count > 0:
+                sent = os.sendfile(fd, file_fd, offset, min(count, FILE_CHUNK))
+                if sent == 0:  # the file shrank: the body would be short
+                    raise OSError(errno.EIO, "file shorter than announced")
+                n += sent
+                offset += sent
+                count -= sent
+        except (BlockingIOError, InterruptedError):
+            self._bytes_out += n
+            conn.sent += n
+            if head:
+                conn.offset = 0
+                conn.sendq.append(head)
+            conn.sendq.append(FileItem(os.dup(file_fd), offset, count))
+            self._counts["partial_sends"] += 1
+            self._update(conn)
+            return
+        except OSError as exc:
+            conn.failed = True
+            self._pending.append((EV_ERROR, fd, exc.errno or errno.EIO))
+            return
+        self._bytes_out += n
+        self._pending.append((EV_SENT, fd, conn.sent + n))
+        conn.sent = 0
 
     def send_sync(self, fd: int, data: bytes, timeout: float) -> bool:
         """Queue data and block until fd's queue is written or timeout.

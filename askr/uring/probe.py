@@ -18,6 +18,7 @@ from .ring import FEATURE_BITS, SETUP_FLAG_NAMES, SETUP_NO_SQARRAY, WANT_FLAGS
 # Opcodes (enum io_uring_op in linux/io_uring.h).
 OPCODES = {
     "NOP": 0,
+    "POLL_ADD": 6,
     "READ": 22,
     "WRITE": 23,
     "TIMEOUT": 11,
@@ -38,7 +39,7 @@ FLAG_NEEDS = {
 }
 
 # The loop cannot run without these.
-REQUIRED_OPS = ("ACCEPT", "RECV", "SEND", "ASYNC_CANCEL")
+REQUIRED_OPS = ("ACCEPT", "RECV", "SEND", "POLL_ADD", "ASYNC_CANCEL")
 
 
 def _disabled_sysctl() -> int | None:

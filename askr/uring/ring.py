@@ -14,6 +14,11 @@ interface and keeps the policy:
   into one send.  Partial sends are finished in C.  A send is prepared at
   once but submitted with the next ``wait()`` (or inside ``send_sync``):
   one io_uring_enter carries every send of a loop pass.
+* Files.  ``sendfile`` hands a head and a file range to the shim, which
+  sends them at once with send(2) and sendfile(2) (zero-copy, no Python
+  buffer), and finishes what the socket did not take from the ring
+  (POLLOUT polls), reporting one completion.  Usually all of it goes out
+  inside the call and EV_SENT comes with the next wait, as on epoll.
 * Accept gating.  ``set_accepting(False)`` cancels the armed accepts and
   reaps until none is armed, so no accept completes into this process
   afterwards; an accept that completed first is delivered, not lost.
@@ -52,7 +57,6 @@ from .base import (
     EV_EOF,
     EV_ERROR,
     EV_SENT,
-    FILE_CHUNK,
     FileItem,
     decode_sockaddr,
 )
@@ -226,19 +230,49 @@ class UringBackend:
         elif data and fd not in self._send_failed:
             self._start(fd, data)
 
-    def sendfile(self, fd: int, file_fd: int, offset: int, count: int) -> None:
-        """Queue count bytes of file_fd from offset (read, then sent).
+    def sendfile(
+        self, fd: int, file_fd: int, offset: int, count: int, head: bytes = b""
+    ) -> None:
+        """Queue head, then count bytes of file_fd from offset.
 
-        The file descriptor is duplicated: the caller may close its own.
+        Sent from the shim (send(2) + sendfile(2), then POLLOUT waits in the
+        ring); file_fd is only borrowed: the caller may close it at once.
         """
-        if count <= 0 or fd in self._send_failed:
+        if fd in self._send_failed:
+            return
+        if count <= 0:
+            self.send(fd, head)
+            return
+        if fd not in self._inflight:
+            self._send_file(fd, head, file_fd, offset, count)
             return
         q = self._sendq.get(fd)
         if q is None:
             q = self._sendq[fd] = collections.deque()
+        if head:
+            q.append(head)
         q.append(FileItem(os.dup(file_fd), offset, count))
-        if fd not in self._inflight:
-            self._next_send(fd)
+
+    def _send_file(
+        self, fd: int, head: bytes, file_fd: int, offset: int, count: int
+    ) -> bool:
+        """head + file range with nothing in flight for fd; True when it all
+        went out at once (counted in self._sent if a queue is being worked
+        through, else reported as EV_SENT)."""
+        ret = self._lib.askr_send_file(
+            self._ring, fd, head, len(head), file_fd, offset, count
+        )
+        if ret == 1:
+            if fd in self._sendq:
+                self._sent[fd] = self._sent.get(fd, 0) + len(head) + count
+            else:
+                self._pending.append((EV_SENT, fd, len(head) + count))
+            return True
+        if ret == 0:
+            self._inflight[fd] = head  # read by the kernel until completion
+        else:
+            self._send_error(fd, -ret)
+        return False
 
     def send_sync(self, fd: int, data: bytes, timeout: float) -> bool:
         """Queue data, then reap until fd's queue is written or timeout."""
@@ -272,44 +306,31 @@ class UringBackend:
         """Start the next queued item for fd, or report EV_SENT."""
         q = self._sendq[fd]
         while q:
-            head = q[0]
+            head = q.popleft()
             if isinstance(head, FileItem):
-                chunk = self._read_chunk(fd, head)
-                if chunk is None:
-                    # The response promised these bytes: the peer must see
-                    # the connection fail, not a silently short body.
-                    self._send_error(fd, errno.EIO)
+                item, head = head, b""
+            else:
+                if q and not isinstance(q[0], FileItem) and len(head) < JOIN_LIMIT:
+                    parts = [head]
+                    size = len(head)
+                    while q and not isinstance(q[0], FileItem) and size < JOIN_LIMIT:
+                        size += len(q[0])
+                        parts.append(q.popleft())
+                    head = b"".join(parts)  # the one copy of small queued items
+                if not q or not isinstance(q[0], FileItem):
+                    self._start(fd, head)
                     return
-                self._start(fd, chunk)
-                return
-
-            q.popleft()
-            if q and not isinstance(q[0], FileItem) and len(head) < JOIN_LIMIT:
-                parts = [head]
-                size = len(head)
-                while q and not isinstance(q[0], FileItem) and size < JOIN_LIMIT:
-                    size += len(q[0])
-                    parts.append(q.popleft())
-                head = b"".join(parts)  # the one copy of small queued items
-            self._start(fd, head)
-            return
+                item = q.popleft()
+                if type(head) is not bytes:
+                    head = bytes(head)  # the shim takes a char *
+            try:
+                if not self._send_file(fd, head, item.fd, item.offset, item.count):
+                    return  # in flight, or failed (queue dropped)
+            finally:
+                os.close(item.fd)
 
         del self._sendq[fd]
         self._pending.append((EV_SENT, fd, self._sent.pop(fd, 0)))
-
-    def _read_chunk(self, fd: int, item: FileItem) -> bytes | None:
-        """The next chunk of a queued file; None if it cannot be read."""
-        try:
-            chunk = os.pread(item.fd, min(item.count, FILE_CHUNK), item.offset)
-        except OSError as exc:
-            log.warning("askr.uring: sendfile read failed on fd %d: %s", fd, exc)
-            chunk = b""
-        item.offset += len(chunk)
-        item.count -= len(chunk)
-        if not chunk or item.count <= 0:
-            self._sendq[fd].popleft()
-            os.close(item.fd)
-        return chunk or None
 
     def _send_error(self, fd: int, err: int) -> None:
         self._send_failed.add(fd)

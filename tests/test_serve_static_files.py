@@ -1,0 +1,157 @@
+"""Static files through a real askr master, on io_uring and on epoll.
+
+The worker sends a static response as head + file range from the loop
+(sendfile(2) in the shim, or os.sendfile on epoll).  These tests check
+that a file replaced, rewritten or deleted on disk is never served stale,
+that a file too big for the socket buffers reaches a slow reader whole,
+and that one which shrinks while it is sent cuts the connection.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import pytest
+from askr_server import AskrServer, read_response
+
+
+def _uring_usable() -> bool:
+    try:
+        from askr.uring.probe import probe
+
+        return probe()["usable"]
+    except (ImportError, OSError):
+        return False
+
+
+IOS = [
+    pytest.param("uring", marks=pytest.mark.skipif(
+        not _uring_usable(), reason="io_uring unusable")),
+    "epoll",
+]
+
+
+@pytest.fixture(scope="module", params=IOS)
+def server(request, tmp_path_factory):
+    work = tmp_path_factory.mktemp(f"static-{request.param}")
+    root = work / "docroot"
+    root.mkdir()
+    srv = AskrServer(work, {"server": {"root": str(root), "workers": 1,
+                                       "io": request.param}})
+    srv.root = root
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def _get(sock, target: str, headers: str = "") -> tuple[int, dict, bytes]:
+    sock.sendall(f"GET {target} HTTP/1.1\r\nHost: t\r\n{headers}\r\n".encode())
+    status, hdrs, body, rest = read_response(sock)
+    assert rest == b""
+    return status, hdrs, body
+
+
+def test_replaced_file_is_served_fresh_on_the_same_connection(server):
+    """Deploy-style replacement (write aside, rename over) with the same
+    size and mtime as the old file: a new inode, so a new descriptor."""
+    path = server.root / "app.js"
+    path.write_bytes(b"A" * 5000)
+    os.utime(path, (1_700_000_000, 1_700_000_000))
+    with server.connect() as sock:
+        status, hdrs, body = _get(sock, "/app.js")
+        assert (status, body) == (200, b"A" * 5000)
+        old_etag = hdrs["etag"]
+        for letter in b"BCD":
+            tmp = server.root / ".app.js.new"
+            tmp.write_bytes(bytes([letter]) * 5000)
+            os.utime(tmp, (1_700_000_000, 1_700_000_000))
+            os.rename(tmp, path)
+            status, hdrs, body = _get(sock, "/app.js")
+            assert (status, body) == (200, bytes([letter]) * 5000)
+            assert hdrs["etag"] == old_etag  # same size and mtime
+
+
+def test_file_rewritten_in_place_is_served_fresh(server):
+    path = server.root / "data.txt"
+    path.write_bytes(b"first version\n")
+    with server.connect() as sock:
+        assert _get(sock, "/data.txt")[2] == b"first version\n"
+        with open(path, "r+b") as f:  # same inode, same size
+            f.write(b"other version\n")
+        assert _get(sock, "/data.txt")[2] == b"other version\n"
+        path.write_bytes(b"a longer third version\n")  # truncate + write
+        _, hdrs, body = _get(sock, "/data.txt")
+        assert body == b"a longer third version\n"
+        assert hdrs["content-length"] == [str(len(body))]
+
+
+def test_deleted_file_is_not_served(server):
+    path = server.root / "gone.css"
+    path.write_bytes(b"body{}" * 1000)
+    with server.connect() as sock:
+        assert _get(sock, "/gone.css")[0] == 200
+        path.unlink()
+        assert _get(sock, "/gone.css")[0] == 404
+        path.write_bytes(b"p{}")
+        assert _get(sock, "/gone.css")[2] == b"p{}"
+
+
+def test_big_file_reaches_a_slow_reader_whole(server):
+    """8 MiB through a 4 KiB receive buffer, read slowly: the transfer
+    waits for room many times (POLLOUT / EPOLLOUT) and arrives whole, then
+    a Range and a conditional request on the same connection."""
+    data = os.urandom(8 << 20)
+    (server.root / "big.bin").write_bytes(data)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    with sock:
+        sock.sendall(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.3)  # the server fills the socket and waits
+        status, hdrs, body, _ = read_response(sock, timeout=30)
+        assert status == 200
+        assert body == data
+        status, hdrs, body = _get(sock, "/big.bin", "Range: bytes=1000-1999\r\n")
+        assert (status, body) == (206, data[1000:2000])
+        status, _, body = _get(sock, "/big.bin",
+                               f"If-None-Match: {hdrs['etag'][0]}\r\n")
+        assert (status, body) == (304, b"")
+
+
+def test_file_shrinking_while_sent_cuts_the_connection(server):
+    path = server.root / "shrinks.bin"
+    path.write_bytes(b"s" * (16 << 20))
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    with sock:
+        sock.sendall(b"GET /shrinks.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(0.3)
+        os.truncate(path, 1000)
+        sock.settimeout(10)
+        got = b""
+        while True:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            got += chunk
+        head, _, body = got.partition(b"\r\n\r\n")
+        assert b"Content-Length: %d" % (16 << 20) in head
+        assert len(body) < 16 << 20  # cut, never padded or hung
+    # The worker serves on.
+    with server.connect() as other:
+        assert _get(other, "/shrinks.bin")[2] == b"s" * 1000
+
+
+def test_head_and_empty_file(server):
+    (server.root / "empty.txt").write_bytes(b"")
+    (server.root / "some.txt").write_bytes(b"0123456789")
+    with server.connect() as sock:
+        status, hdrs, body = _get(sock, "/empty.txt")
+        assert (status, body, hdrs["content-length"]) == (200, b"", ["0"])
+        sock.sendall(b"HEAD /some.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        status, hdrs, body, _ = read_response(sock, head_only=True)
+        assert status == 200 and hdrs["content-length"] == ["10"]
+        assert _get(sock, "/some.txt")[2] == b"0123456789"
