@@ -83,6 +83,74 @@ DRAIN_GRACE = 1.0
 # Static files over TLS go out in pieces of this size (no sendfile there).
 FILE_CHUNK = 256 * 1024
 
+# Descriptors of static files kept open between requests (OpenFiles): at
+# most this many, each closed after this many seconds unused.
+OPEN_FILES_MAX = 64
+OPEN_FILES_IDLE = 10.0
+
+
+class OpenFiles:
+    """Descriptors of the static files served lately, reused while the
+    file is unchanged: one open(2) and close(2) fewer per request.
+
+    Every request still stats its path (docroot resolves each request), and
+    a kept descriptor is used only when that fresh stat shows the inode the
+    descriptor had when it was opened, with the same size, mtime and ctime.
+    ctime moves on every write, truncate, chmod, chown and rename of the
+    inode, so a file rewritten, replaced (a deploy's rename), or made
+    unreadable is opened afresh, never served stale.  A deleted file is not
+    served (its stat fails); its kept descriptor, and the disk space it
+    pins, go after OPEN_FILES_IDLE seconds (``sweep``) or when
+    OPEN_FILES_MAX newer files push it out.  nginx's open_file_cache makes
+    the same trade.  Descriptors are close-on-exec; the loop only borrows
+    them (its backends duplicate one only for a transfer left to finish).
+    """
+
+    __slots__ = ("fds",)
+
+    def __init__(self) -> None:
+        # path -> [fd, (ino, dev, size, mtime_ns, ctime_ns), last used]
+        self.fds: dict[str, list] = {}
+
+    def get(self, path: str, st: os.stat_result, now: float) -> int:
+        """A descriptor of ``path`` whose stat is ``st``; it stays ours (the
+        caller must not close it).  OSError if the file cannot be opened."""
+        entry = self.fds.get(path)
+        if entry is not None:
+            key = entry[1]
+            if (key[0] == st.st_ino and key[2] == st.st_size
+                    and key[3] == st.st_mtime_ns and key[4] == st.st_ctime_ns
+                    and key[1] == st.st_dev):
+                entry[2] = now
+                return entry[0]
+            del self.fds[path]
+            os.close(entry[0])
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            # What this descriptor really is (the path may have been
+            # replaced since the stat): that is what later stats must match.
+            fst = os.fstat(fd)
+        except OSError:
+            os.close(fd)
+            raise
+        if len(self.fds) >= OPEN_FILES_MAX:
+            oldest = min(self.fds, key=lambda p: self.fds[p][2])
+            os.close(self.fds.pop(oldest)[0])
+        self.fds[path] = [fd, (fst.st_ino, fst.st_dev, fst.st_size,
+                               fst.st_mtime_ns, fst.st_ctime_ns), now]
+        return fd
+
+    def sweep(self, now: float) -> None:
+        """Close the descriptors unused for OPEN_FILES_IDLE seconds."""
+        for path in [p for p, e in self.fds.items()
+                     if now - e[2] >= OPEN_FILES_IDLE]:
+            os.close(self.fds.pop(path)[0])
+
+    def close(self) -> None:
+        for entry in self.fds.values():
+            os.close(entry[0])
+        self.fds.clear()
+
 
 class Limits:
     """The per-connection limits and timeouts, from the config."""
@@ -519,18 +587,16 @@ class HttpConn(Conn):
             self.write(response_head)
         elif self.tls is None:
             try:
-                file_fd = os.open(route.path, os.O_RDONLY | os.O_CLOEXEC)
+                file_fd = self.server.files.get(route.path, route.stat,
+                                                time.monotonic())
             except OSError as exc:
                 self._file_gone(route.path, exc)
                 return
             # Head and range in one call (one segment to start with); the
             # backend only borrows file_fd.
             self.awaiting_sent = True
-            try:
-                self.server.backend.sendfile(self.fd, file_fd, plan.offset,
-                                             count, response_head)
-            finally:
-                os.close(file_fd)
+            self.server.backend.sendfile(self.fd, file_fd, plan.offset, count,
+                                         response_head)
         else:
             try:
                 file_fd = os.open(route.path, os.O_RDONLY | os.O_CLOEXEC)
@@ -901,6 +967,7 @@ class Server:
         self.errors5xx = 0
         self.next_sweep = 0.0
         self.last_poll = 0.0
+        self.files = OpenFiles()
         for lst in listeners:
             backend.add_listener(lst.fd)
 
@@ -994,6 +1061,8 @@ class Server:
     def sweep(self, now: float) -> None:
         for conn in list(self.conns.values()):
             conn.check_timer(now)
+        if self.files.fds:
+            self.files.sweep(now)
 
     # -- bookkeeping ---------------------------------------------------
 
@@ -1089,3 +1158,4 @@ class Server:
         for conn in list(self.conns.values()):
             conn.close()
         self.backend.shutdown()
+        self.files.close()

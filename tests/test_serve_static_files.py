@@ -1,10 +1,14 @@
 """Static files through a real askr master, on io_uring and on epoll.
 
 The worker sends a static response as head + file range from the loop
-(sendfile(2) in the shim, or os.sendfile on epoll).  These tests check
-that a file replaced, rewritten or deleted on disk is never served stale,
-that a file too big for the socket buffers reaches a slow reader whole,
-and that one which shrinks while it is sent cuts the connection.
+(sendfile(2) in the shim, or os.sendfile on epoll) and keeps the file's
+descriptor open between requests while the file is unchanged (OpenFiles
+in askr/connection.py).  These tests check that a file replaced, rewritten
+or deleted on disk is never served stale, that kept descriptors of unused
+files are closed, that a file too big for the
+socket buffers reaches a slow reader whole, that one which shrinks while
+it is sent cuts the connection, and that the kept descriptors stay
+bounded.
 """
 
 from __future__ import annotations
@@ -53,6 +57,17 @@ def _get(sock, target: str, headers: str = "") -> tuple[int, dict, bytes]:
     return status, hdrs, body
 
 
+def _worker_fds(srv) -> list[str]:
+    (pid,) = srv.worker_pids()
+    out = []
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out.append(os.readlink(f"/proc/{pid}/fd/{name}"))
+        except OSError:
+            pass
+    return out
+
+
 def test_replaced_file_is_served_fresh_on_the_same_connection(server):
     """Deploy-style replacement (write aside, rename over) with the same
     size and mtime as the old file: a new inode, so a new descriptor."""
@@ -92,10 +107,63 @@ def test_deleted_file_is_not_served(server):
     path.write_bytes(b"body{}" * 1000)
     with server.connect() as sock:
         assert _get(sock, "/gone.css")[0] == 200
+        assert any(p.endswith("/gone.css") for p in _worker_fds(server))
         path.unlink()
         assert _get(sock, "/gone.css")[0] == 404
         path.write_bytes(b"p{}")
         assert _get(sock, "/gone.css")[2] == b"p{}"
+
+
+def test_open_files_reuse_check_and_idle_close(tmp_path):
+    """OpenFiles alone: reuse while the stat matches, reopen on any
+    change, close what went unused for OPEN_FILES_IDLE (a deleted file's
+    space comes back), and never keep more than OPEN_FILES_MAX."""
+    from askr.connection import OPEN_FILES_IDLE, OPEN_FILES_MAX, OpenFiles
+
+    def open_count():
+        return len(os.listdir("/proc/self/fd"))
+
+    files = OpenFiles()
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"one")
+    before = open_count()
+    fd = files.get(str(path), os.stat(path), 100.0)
+    assert files.get(str(path), os.stat(path), 101.0) == fd
+    assert open_count() == before + 1
+    os.chmod(path, 0o600)  # ctime moves: reopened, the old one closed
+    st = os.stat(path)
+    fd2 = files.get(str(path), st, 102.0)
+    assert files.fds[str(path)][1][4] == st.st_ctime_ns
+    assert os.pread(fd2, 10, 0) == b"one"
+    assert open_count() == before + 1
+    path.unlink()
+    assert files.get(str(path), st, 103.0) == fd2  # stat taken before
+    files.sweep(103.0 + OPEN_FILES_IDLE - 1)
+    os.fstat(fd2)  # still open
+    files.sweep(103.0 + OPEN_FILES_IDLE)
+    with pytest.raises(OSError):
+        os.fstat(fd2)
+    assert files.fds == {}
+
+    for i in range(OPEN_FILES_MAX + 5):
+        p = tmp_path / f"f{i}"
+        p.write_bytes(b"x")
+        files.get(str(p), os.stat(p), 200.0 + i)
+    assert len(files.fds) == OPEN_FILES_MAX
+    assert str(tmp_path / "f0") not in files.fds  # the least recently used
+    files.close()
+    assert files.fds == {}
+
+
+def test_kept_descriptors_are_bounded(server):
+    many = server.root / "many"
+    many.mkdir(exist_ok=True)
+    with server.connect() as sock:
+        for i in range(100):
+            (many / f"f{i}.txt").write_bytes(b"%d" % i)
+            assert _get(sock, f"/many/f{i}.txt")[2] == b"%d" % i
+    kept = [p for p in _worker_fds(server) if "/many/" in p]
+    assert 0 < len(kept) <= 64
 
 
 def test_big_file_reaches_a_slow_reader_whole(server):
