@@ -230,3 +230,23 @@ def test_nothing_is_cached(root):
     assert resolve(root, b"/new.txt").kind == STATIC
     os.unlink(root + "/new.txt")
     assert resolve(root, b"/new.txt").kind == PHP
+
+
+def test_only_the_target_parse_is_kept_and_it_stays_bounded(root, tmp_path):
+    """resolve() keeps what it made of a target's bytes (split, decoding,
+    segment checks), never what it found on disk or under which root."""
+    from askr.http import docroot
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "robots.txt").write_text("other")
+    for _ in range(2):
+        assert resolve(root, b"/robots.txt").path == root + "/robots.txt"
+        assert resolve(str(other), b"/robots.txt").path == str(other) + "/robots.txt"
+        route = resolve(root, b"/admin/tool.php/x/y?q=1")
+        assert (route.script_name, route.path_info, route.query) == (
+            "/admin/tool.php", "/x/y", b"q=1")
+        assert resolve(root, b"/../etc/passwd").status == 400
+    for i in range(docroot._PARSED_MAX + 10):
+        resolve(root, b"/robots.txt?v=%d" % i)
+    assert len(docroot._parsed) <= docroot._PARSED_MAX

@@ -34,6 +34,7 @@ releases/v2`` once per reload).  Absolute-form targets
 
 import os
 import stat as statmod
+from collections.abc import Sequence
 
 STATIC = "static"
 PHP = "php"
@@ -150,7 +151,7 @@ def _segments(path: str) -> list[str] | Route:
     return segs
 
 
-def _walk(root: str, segs: list[str]) -> tuple[str, os.stat_result]:
+def _walk(root: str, segs: Sequence[str]) -> tuple[str, os.stat_result]:
     """lstat each component below root, following symlinks only while they
     stay inside root.  Raises OSError (missing, not a directory, ...) or
     _Outside."""
@@ -173,7 +174,7 @@ def _walk(root: str, segs: list[str]) -> tuple[str, os.stat_result]:
     return path, st
 
 
-def _php(root: str, script_segs: list[str], path_info: str,
+def _php(root: str, script_segs: Sequence[str], path_info: str,
          query: bytes) -> Route:
     try:
         _, st = _walk(root, script_segs)
@@ -190,31 +191,56 @@ def _php(root: str, script_segs: list[str], path_info: str,
                  query=query)
 
 
-def resolve(root: str, raw_target: bytes, *,
-            front_controller: str = "index.php") -> Route:
-    """Route ``raw_target`` (the request-target bytes as received) against
-    ``root`` (a real path, no trailing slash needed).  ``front_controller``
-    is the file name, directly in root, that takes every missing path."""
-    root = root.rstrip("/")
+# What the pure part of resolve() (split, decode, segment checks) made of
+# recent targets: it depends on the target bytes alone.  Refusals are not
+# kept; the table is emptied when full, so it stays small whatever clients
+# send.
+_parsed: dict[bytes, tuple[bytes, bytes, str, tuple[str, ...], int]] = {}
+_PARSED_MAX = 1024
+
+
+def _parse(raw_target: bytes) -> tuple[bytes, bytes, str, tuple[str, ...],
+                                       int] | Route:
+    """``(raw_path, query, path, segments, index of the first .php segment
+    or -1)`` of a target, or the refusal it earns."""
     split = split_target(raw_target)
     if split is None:
         return _refuse(400, "target has no path")
     raw_path, query = split
-
     path = decode_path(raw_path)
     if type(path) is Route:
         return path
     segs = _segments(path)
     if type(segs) is Route:
         return segs
+    php_at = next((i for i, seg in enumerate(segs) if seg.endswith(".php")),
+                  -1)
+    parsed = (raw_path, query, path, tuple(segs), php_at)
+    if len(_parsed) >= _PARSED_MAX:
+        _parsed.clear()
+    _parsed[raw_target] = parsed
+    return parsed
 
-    for i, seg in enumerate(segs):
-        if seg.endswith(".php"):
-            rest = segs[i + 1:]
-            path_info = "/" + "/".join(rest) if rest else ""
-            if path.endswith("/"):
-                path_info += "/"
-            return _php(root, segs[:i + 1], path_info, query)
+
+def resolve(root: str, raw_target: bytes, *,
+            front_controller: str = "index.php") -> Route:
+    """Route ``raw_target`` (the request-target bytes as received) against
+    ``root`` (a real path, no trailing slash needed).  ``front_controller``
+    is the file name, directly in root, that takes every missing path."""
+    root = root.rstrip("/")
+    parsed = _parsed.get(raw_target)
+    if parsed is None:
+        parsed = _parse(raw_target)
+        if type(parsed) is Route:
+            return parsed
+    raw_path, query, path, segs, php_at = parsed
+
+    if php_at >= 0:
+        rest = segs[php_at + 1:]
+        path_info = "/" + "/".join(rest) if rest else ""
+        if path.endswith("/"):
+            path_info += "/"
+        return _php(root, segs[:php_at + 1], path_info, query)
 
     try:
         fs_path, st = _walk(root, segs)
@@ -245,7 +271,7 @@ def resolve(root: str, raw_target: bytes, *,
     return _directory(root, segs, query)
 
 
-def _directory(root: str, segs: list[str], query: bytes) -> Route:
+def _directory(root: str, segs: Sequence[str], query: bytes) -> Route:
     route = _php(root, [*segs, "index.php"], "", query)
     if route.kind == PHP:
         return route
