@@ -77,7 +77,11 @@ def _errors(events, fd):
     return [e[2] for e in events if e[0] == EV_ERROR and e[1] == fd]
 
 
-def test_head_and_range_arrive_whole_with_one_ev_sent(be, listener, tmp_path):
+@pytest.mark.parametrize("busy", [False, True], ids=["head_at_once", "corked"])
+def test_head_and_range_arrive_whole_with_one_ev_sent(be, listener, tmp_path,
+                                                      busy):
+    """With busy set (the last wait brought several events) the head goes
+    with MSG_MORE and must still leave with the file (base.BUSY_CORK)."""
     data = os.urandom(300_000)
     path = tmp_path / "f.bin"
     path.write_bytes(data)
@@ -85,6 +89,7 @@ def test_head_and_range_arrive_whole_with_one_ev_sent(be, listener, tmp_path):
     head = b"HTTP/1.1 200 OK\r\nContent-Length: 250000\r\n\r\n"
     expected = head + data[50_000:]
     file_fd = os.open(path, os.O_RDONLY)
+    be._busy = busy
     be.sendfile(fd, file_fd, 50_000, 250_000, head)
     os.close(file_fd)  # borrowed only: the transfer must not need it
     with client:
@@ -104,6 +109,7 @@ def test_file_larger_than_socket_buffers_keeps_order(be, listener, tmp_path):
     path = tmp_path / "big.bin"
     path.write_bytes(data)
     fd, client = _tiny_buffers(be, listener)
+    be._busy = True  # corked heads (MSG_MORE) on a full socket too
     with open(path, "rb") as f:
         be.sendfile(fd, f.fileno(), 0, len(data), b"HEAD1")
         be.send(fd, b"-between-")

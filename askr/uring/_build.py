@@ -46,7 +46,7 @@ int askr_pause(askr_ring *r, int fd);
 int askr_resume(askr_ring *r, int fd);
 int askr_send(askr_ring *r, int fd, const char *buf, unsigned len);
 int askr_send_file(askr_ring *r, int fd, const char *buf, unsigned len,
-                   int file_fd, int64_t off, int64_t count);
+                   int file_fd, int64_t off, int64_t count, int more);
 int askr_cancel_fd(askr_ring *r, int fd);
 int askr_inflight(askr_ring *r, int fd);
 void askr_forget(askr_ring *r, int fd);

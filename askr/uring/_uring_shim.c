@@ -578,9 +578,10 @@ static int arm_send(askr_ring *r, int fd, struct askr_fd *f)
 
 /*
  * File transfers (askr_send_file).  A static response is a head and a
- * file range.  Both go out from here, in C: the head with send(2) and
- * MSG_MORE (so head and first file bytes leave as one segment, as nginx's
- * tcp_nopush does), the range with sendfile(2), which hands page-cache
+ * file range.  Both go out from here, in C: the head with send(2), with
+ * MSG_MORE when Python asks (then head and first file bytes leave as one
+ * segment, as with nginx's tcp_nopush), the range with sendfile(2), which
+ * hands page-cache
  * pages to the socket (no copy into user space, none into the socket
  * buffer).  Both are tried at once, non-blocking: on loopback and on any
  * idle connection the whole response is out before Python's call returns.
@@ -802,7 +803,8 @@ int askr_send(askr_ring *r, int fd, const char *buf, unsigned len)
 /*
  * Send buf[0:len] (len may be 0), then count bytes of file_fd from off, on
  * fd with nothing in flight (else -EBUSY: Python queues it).  file_fd is
- * borrowed: the caller may close it when this returns.
+ * borrowed: the caller may close it when this returns.  more: hold buf
+ * back (MSG_MORE) to leave in one segment with the first file bytes.
  *
  * Returns 1 when everything is out already (no event follows), 0 when the
  * rest goes out from the ring (the shim keeps a duplicate of file_fd, the
@@ -810,7 +812,7 @@ int askr_send(askr_ring *r, int fd, const char *buf, unsigned len)
  * -errno (nothing is in flight then).
  */
 int askr_send_file(askr_ring *r, int fd, const char *buf, unsigned len,
-                   int file_fd, int64_t off, int64_t count)
+                   int file_fd, int64_t off, int64_t count, int more)
 {
     struct askr_fd *f = fd_state(r, fd);
     int ret;
@@ -831,7 +833,7 @@ int askr_send_file(askr_ring *r, int fd, const char *buf, unsigned len,
 
     while (f->sdone < len) {
         ssize_t n = send(fd, buf + f->sdone, len - f->sdone,
-                         MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE);
+                         MSG_DONTWAIT | MSG_NOSIGNAL | (more ? MSG_MORE : 0));
 
         if (n > 0) {
             f->sdone += n;

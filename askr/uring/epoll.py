@@ -109,6 +109,7 @@ class EpollBackend:
         self._waits = 0  # plain ints: counted on every pass
         self._events = 0
         self._bytes_out = 0  # a plain int: counted on the hot path
+        self._busy = False  # the last wait() returned several events
 
     # ---- listeners and accept gating ------------------------------------
 
@@ -254,10 +255,9 @@ class EpollBackend:
     ) -> None:
         """Queue head, then count bytes of file_fd from offset (os.sendfile).
 
-        With nothing queued, both are written at once, the head with
-        MSG_MORE so that it leaves in one segment with the first file bytes;
-        file_fd is only borrowed (duplicated if the socket cannot take it
-        all now).
+        With nothing queued, both are written at once (the head with
+        MSG_MORE while busy, see base.py); file_fd is only borrowed
+        (duplicated if the socket cannot take it all now).
         """
         conn = self._conns.get(fd) or self._conn(fd)
         if conn.failed:
@@ -281,7 +281,9 @@ class EpollBackend:
         n = 0
         try:
             if head:
-                n = conn.sock.send(head, MSG_MORE_NOSIGNAL)
+                n = conn.sock.send(
+                    head, MSG_MORE_NOSIGNAL if self._busy else MSG_NOSIGNAL
+                )
                 if n < len(head):
                     head = head[n:]
                     raise BlockingIOError
@@ -436,6 +438,7 @@ class EpollBackend:
 
         out, self._pending = self._pending, []
         self._events += len(out)
+        self._busy = len(out) > 1
         return out
 
     def _retry_accepts(self, timeout: float | None) -> float | None:

@@ -19,6 +19,8 @@ interface and keeps the policy:
   buffer), and finishes what the socket did not take from the ring
   (POLLOUT polls), reporting one completion.  Usually all of it goes out
   inside the call and EV_SENT comes with the next wait, as on epoll.
+  The head waits for the file's first bytes (MSG_MORE, one segment) only
+  when the last wait() brought several events (see base.py, BUSY_CORK).
 * Accept gating.  ``set_accepting(False)`` cancels the armed accepts and
   reaps until none is armed, so no accept completes into this process
   afterwards; an accept that completed first is delivered, not lost.
@@ -162,6 +164,7 @@ class UringBackend:
         self._waits = 0  # plain ints: counted on every pass
         self._events = 0
         self._graveyard: list[object] = []
+        self._busy = False  # the last wait() returned several events
 
         self.flags = [
             n for n, b in SETUP_FLAG_NAMES.items() if lib.askr_ring_flags(ring) & b
@@ -260,7 +263,7 @@ class UringBackend:
         went out at once (counted in self._sent if a queue is being worked
         through, else reported as EV_SENT)."""
         ret = self._lib.askr_send_file(
-            self._ring, fd, head, len(head), file_fd, offset, count
+            self._ring, fd, head, len(head), file_fd, offset, count, self._busy
         )
         if ret == 1:
             if fd in self._sendq:
@@ -396,6 +399,7 @@ class UringBackend:
             self._lib.askr_set_accepting(self._ring, 1)
         self._reap(0 if self._pending else timeout)
         out, self._pending = self._pending, []
+        self._busy = len(out) > 1
         return out
 
     def _retry_accepts(self, timeout: float | None) -> float | None:
