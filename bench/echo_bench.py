@@ -6,6 +6,20 @@ in a child process pinned to one CPU, wrk on another; each backend gets the
 same ``wrk -t1 -c50 -d5s`` run, and one table with the ratios is printed.
 
     .venv/bin/python bench/echo_bench.py [--duration 5] [--connections 50]
+        [--modes uring,epoll,uvloop] [--rounds 1]
+
+Modes: ``uring`` and ``epoll`` are Askr's backends (askr.uring), ``uvloop``
+an asyncio Protocol.  The optional ``c-uring`` and ``c-epoll`` run the same
+echo in plain C (bench/echo_ceiling.c: liburing with multishot accept and
+recv into a buffer ring, and a level-triggered epoll loop), compiled on
+demand into bench/out/; they are skipped with a message when cc or
+liburing is missing.  Their ratio is what io_uring gains over epoll
+on this machine with no Python at all: the ceiling for Askr's uring / epoll.
+
+Columns: cpu is the server's share of its core, req/cpu-s its requests
+per CPU-second, wrk cpu the client's share of its own core.  With wrk
+near 100% and the server below it, wrk is the limit: req/s then says
+nothing about the server, req/cpu-s still does.
 """
 
 from __future__ import annotations
@@ -13,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -31,6 +46,10 @@ RESPONSE = (
     + BODY
 )
 END = b"\r\n\r\n"
+
+C_SOURCE = os.path.join(ROOT, "bench", "echo_ceiling.c")
+C_BINARY = os.path.join(ROOT, "bench", "out", "echo_ceiling")
+C_MODES = ("c-uring", "c-epoll")
 
 
 def serve_askr(io: str, sock: socket.socket) -> None:
@@ -96,9 +115,36 @@ def boost() -> None:
         pass
 
 
+def build_c() -> str | None:
+    """Compile bench/echo_ceiling.c into bench/out when it is missing or
+    older than its source; None (and why, on stderr) when that fails."""
+    src_time = os.path.getmtime(C_SOURCE)
+    if os.path.exists(C_BINARY) and os.path.getmtime(C_BINARY) >= src_time:
+        return C_BINARY
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        print("echo_bench: no C compiler, skipping c-* modes", file=sys.stderr)
+        return None
+    os.makedirs(os.path.dirname(C_BINARY), exist_ok=True)
+    cmd = [cc, "-O2", "-o", C_BINARY, C_SOURCE, "-luring"]
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    if done.returncode:
+        print(
+            "echo_bench: building the C echo failed (is liburing-dev "
+            "installed?), skipping c-* modes:\n" + done.stderr,
+            file=sys.stderr,
+        )
+        return None
+    return C_BINARY
+
+
 def child(mode: str, fd: int, cpu: int) -> None:
     os.sched_setaffinity(0, {cpu})
     boost()
+    if mode in C_MODES:
+        # exec keeps the pid, the pinning, the priority and the fd: the
+        # C server is measured exactly like the Python ones.
+        os.execv(C_BINARY, [C_BINARY, mode[2:], str(fd)])
     sock = socket.socket(fileno=fd)
     sock.setblocking(False)
     if mode == "uvloop":
@@ -135,8 +181,16 @@ def run_wrk(port: int, args: argparse.Namespace, cpu: int) -> float:
     return float(match.group(1))
 
 
-def measure(mode: str, args: argparse.Namespace) -> tuple[float, float]:
-    """(requests/s, share of one CPU the server used) for one wrk run."""
+def children_cpu() -> float:
+    """User + system CPU time of our reaped children (here: wrk)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure(mode: str, args: argparse.Namespace) -> tuple[float, float, float]:
+    """(requests/s, share of one CPU the server used, and wrk used) for
+    one wrk run.  A client near 100 % means wrk, not the server, is the
+    limit: then req/cpu-s compares the servers, req/s does not."""
     server_cpu, wrk_cpu = 0, 1 % os.cpu_count()
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -170,9 +224,11 @@ def measure(mode: str, args: argparse.Namespace) -> tuple[float, float]:
                     raise
                 time.sleep(0.05)
         cpu0 = cpu_seconds(proc.pid)
+        wrk0 = children_cpu()  # the server is not reaped yet
         rps = run_wrk(port, args, wrk_cpu)
+        client = (children_cpu() - wrk0) / args.duration
         cpu = cpu_seconds(proc.pid) - cpu0
-        return rps, cpu / args.duration
+        return rps, cpu / args.duration, client
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -193,29 +249,39 @@ def main() -> None:
     # Rounds alternate the backends so that load from other processes on a
     # shared machine hits all of them alike; each keeps its best round.
     modes = args.modes.split(",")
-    best: dict[str, tuple[float, float]] = {}
+    if any(mode in C_MODES for mode in modes) and not build_c():
+        modes = [mode for mode in modes if mode not in C_MODES]
+    best: dict[str, tuple[float, float, float]] = {}
     for _ in range(args.rounds):
         for mode in modes:
-            rps, cpu = measure(mode, args)
-            if mode not in best or rps > best[mode][0]:
-                best[mode] = (rps, cpu)
+            run = measure(mode, args)
+            if mode not in best or run[0] > best[mode][0]:
+                best[mode] = run
 
     results = {mode: best[mode][0] for mode in modes}
+
+    def per_cpu(mode: str) -> float:
+        rps, cpu = best[mode][:2]
+        return rps / cpu if cpu else float("nan")
+
     print(
         f"wrk -t1 -c{args.connections} -d{args.duration}s, server pinned to one "
         f"core, best of {args.rounds} round(s)"
     )
     head = f"{'backend':<8} {'req/s':>9} {'vs epoll':>9} {'vs uvloop':>10}"
-    print(head + f" {'cpu':>5} {'req/cpu-s':>10}")
+    print(head + f" {'cpu':>5} {'req/cpu-s':>10} {'wrk cpu':>8}")
     for mode, rps in results.items():
         vs_e = rps / results["epoll"] if "epoll" in results else float("nan")
         vs_u = rps / results["uvloop"] if "uvloop" in results else float("nan")
-        cpu = best[mode][1]
-        per_cpu = rps / cpu if cpu else float("nan")
+        _, cpu, client = best[mode]
         print(
             f"{mode:<8} {rps:>9.0f} {vs_e:>8.2f}x {vs_u:>9.2f}x "
-            f"{cpu:>4.0%} {per_cpu:>10.0f}"
+            f"{cpu:>4.0%} {per_cpu(mode):>10.0f} {client:>7.0%}"
         )
+    if "c-uring" in results and "c-epoll" in results:
+        ratio = results["c-uring"] / results["c-epoll"]
+        eff = per_cpu("c-uring") / per_cpu("c-epoll")
+        print(f"C ceiling c-uring / c-epoll: {ratio:.2f}x req/s, {eff:.2f}x req/cpu-s")
 
 
 if __name__ == "__main__":
