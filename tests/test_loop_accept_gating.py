@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import pytest
+from loop_support import BACKENDS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -47,15 +48,6 @@ while time.monotonic() < deadline:
 """
 
 
-def _uring_usable() -> bool:
-    try:
-        from askr.uring.probe import probe
-
-        return probe()["usable"]
-    except (ImportError, OSError):
-        return False
-
-
 def _start(io, role, lfd):
     proc = subprocess.Popen(
         [sys.executable, "-c", CHILD, io, role, str(lfd)],
@@ -71,13 +63,7 @@ def _start(io, role, lfd):
 
 @pytest.mark.parametrize(
     "io",
-    [
-        pytest.param(
-            "uring",
-            marks=pytest.mark.skipif(not _uring_usable(), reason="no io_uring"),
-        ),
-        "epoll",
-    ],
+    BACKENDS,
 )
 def test_busy_process_gets_no_connections(io):
     listener = socket.socket()

@@ -16,49 +16,10 @@ import threading
 import time
 
 import pytest
+from loop_support import BACKENDS
 
 from askr.uring import EV_ACCEPT, EV_DATA, EV_EOF, EV_ERROR, EV_SENT, open_backend
 from askr.uring.timers import Timers
-
-
-def _uring_usable() -> bool:
-    try:
-        from askr.uring.probe import probe
-
-        return probe()["usable"]
-    except (ImportError, OSError):
-        return False
-
-
-BACKENDS = [
-    pytest.param(
-        "uring",
-        marks=pytest.mark.skipif(not _uring_usable(), reason="io_uring unusable here"),
-    ),
-    "epoll",
-]
-
-
-@pytest.fixture(params=BACKENDS)
-def be(request):
-    backend = open_backend(request.param)
-    assert backend.name == request.param
-    try:
-        yield backend
-    finally:
-        backend.shutdown()
-
-
-@pytest.fixture
-def listener():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(4096)
-    sock.setblocking(False)
-    try:
-        yield sock
-    finally:
-        sock.close()
 
 
 def pump(be, until, timeout=10.0, on_event=None):

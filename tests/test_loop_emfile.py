@@ -16,6 +16,7 @@ import threading
 import time
 
 import pytest
+from loop_support import BACKENDS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -49,24 +50,9 @@ while time.monotonic() < deadline:
 """
 
 
-def _uring_usable() -> bool:
-    try:
-        from askr.uring.probe import probe
-
-        return probe()["usable"]
-    except (ImportError, OSError):
-        return False
-
-
 @pytest.mark.parametrize(
     "io",
-    [
-        pytest.param(
-            "uring",
-            marks=pytest.mark.skipif(not _uring_usable(), reason="no io_uring"),
-        ),
-        "epoll",
-    ],
+    BACKENDS,
 )
 def test_emfile_pauses_accepts_and_recovers(io):
     env = dict(os.environ, PYTHONPATH=ROOT)

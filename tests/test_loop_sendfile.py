@@ -19,8 +19,8 @@ import struct
 import time
 
 import pytest
+from loop_support import BACKENDS
 from test_loop_backends import (
-    BACKENDS,
     Echo,
     accept_one,
     pump,
@@ -29,27 +29,6 @@ from test_loop_backends import (
 )
 
 from askr.uring import EV_DATA, EV_ERROR, EV_SENT, open_backend
-
-
-@pytest.fixture(params=BACKENDS)
-def be(request):
-    backend = open_backend(request.param)
-    try:
-        yield backend
-    finally:
-        backend.shutdown()
-
-
-@pytest.fixture
-def listener():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    sock.setblocking(False)
-    try:
-        yield sock
-    finally:
-        sock.close()
 
 
 def _fd_count() -> int:

@@ -10,20 +10,11 @@ import threading
 import time
 
 import pytest
+from loop_support import uring_usable
 
 from askr.uring import EV_ACCEPT, EV_DATA, EV_EOF, EV_ERROR
 
-
-def _uring_usable() -> bool:
-    try:
-        from askr.uring.probe import probe
-
-        return probe()["usable"]
-    except (ImportError, OSError):
-        return False
-
-
-pytestmark = pytest.mark.skipif(not _uring_usable(), reason="io_uring unusable")
+pytestmark = pytest.mark.skipif(not uring_usable(), reason="io_uring unusable")
 
 
 def needs(feature: str):
@@ -31,7 +22,7 @@ def needs(feature: str):
     the backend does; e.g. 5.10 has neither buffer rings nor multishot)."""
     from askr.uring.probe import probe
 
-    have = _uring_usable() and probe()["features"][feature]
+    have = uring_usable() and probe()["features"][feature]
     return pytest.mark.skipif(not have, reason=f"kernel has no {feature}")
 
 

@@ -19,25 +19,10 @@ import time
 
 import pytest
 from askr_server import AskrServer, read_response
+from loop_support import BACKENDS
 
 
-def _uring_usable() -> bool:
-    try:
-        from askr.uring.probe import probe
-
-        return probe()["usable"]
-    except (ImportError, OSError):
-        return False
-
-
-IOS = [
-    pytest.param("uring", marks=pytest.mark.skipif(
-        not _uring_usable(), reason="io_uring unusable")),
-    "epoll",
-]
-
-
-@pytest.fixture(scope="module", params=IOS)
+@pytest.fixture(scope="module", params=BACKENDS)
 def server(request, tmp_path_factory):
     work = tmp_path_factory.mktemp(f"static-{request.param}")
     root = work / "docroot"
