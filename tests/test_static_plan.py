@@ -193,7 +193,10 @@ def test_parse_http_date_three_forms(value):
 @pytest.mark.parametrize("value", [
     b"", b"yesterday", b"Sun, 06 Nov 1994 08:49:37 CET", b"Sun, 32 Nov 1994 08:49:37 GMT",
     b"Sun, 06 Foo 1994 08:49:37 GMT", b"Sun, 06 Nov 1994 25:49:37 GMT",
-    b"Sun, 06 Nov 1994 08:49 GMT", b"\xff\xfe"])
+    b"Sun, 06 Nov 1994 08:49 GMT", b"\xff\xfe",
+    # Years timegm cannot take: year 0 used to raise and kill the worker.
+    b"Fri, 04 Dec 0000 00:00:00 GMT", b"Sun Nov  6 08:49:37 0000",
+    b"Sun, 06 Nov 19940 08:49:37 GMT", b"Sun, 06 Nov " + b"9" * 5000 + b" 08:49:37 GMT"])
 def test_parse_http_date_rejects(value):
     assert parse_http_date(value) is None
 

@@ -86,6 +86,9 @@ def parse_http_date(value: bytes) -> int | None:
     if (month_number is None or len(hms) != 3 or not day.isdigit()
             or not year.isdigit() or not all(x.isdigit() for x in hms)):
         return None
+    # timegm raises outside years 1..9999 (a worker died on year 0000).
+    if len(year) != 4 or year == "0000":
+        return None
     hour, minute, second = (int(x) for x in hms)
     if not (1 <= int(day) <= 31 and hour < 24 and minute < 60 and second < 61):
         return None
