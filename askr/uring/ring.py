@@ -104,6 +104,10 @@ FORGETTABLE = ("ext_arg", "cancel_fd")
 K_ACCEPT, K_ACCEPT_ERR, K_DATA, K_EOF, K_RECV_ERR, K_SEND_DONE, K_SEND_ERR = range(1, 8)
 
 CLOSE_REAP_LIMIT = 2.0  # seconds to reap cancellations before giving up
+# One wait of close()'s reap loop.  A cancellation's completion is nothing
+# for Python, so a wait runs to its timeout: 50 ms here delayed every
+# "Connection: close" response's end by 50 ms.
+CLOSE_REAP_STEP = 0.001
 JOIN_LIMIT = 64 * 1024  # join queued small sends up to this many bytes
 
 
@@ -360,7 +364,7 @@ class UringBackend:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            self._reap(min(left, 0.05))
+            self._reap(min(left, CLOSE_REAP_STEP))
             if not queued:  # the SQ was full: the reap made room
                 queued = lib.askr_cancel_fd(self._ring, fd) >= 0
         stuck = lib.askr_inflight(self._ring, fd) > 0
